@@ -1,0 +1,193 @@
+"""Vigil's settings: one pydantic-settings class, built once in `main` and passed down.
+
+Values come, highest priority first, from: explicit overrides (CLI flags), `VIGIL_*`
+environment variables, an optional TOML file given with `--config`, then the defaults
+below. Nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A user mistake in settings; the CLI prints it as one line and exits non-zero."""
+
+
+def vigil_home() -> Path:
+    """Where the local stack records its addresses (VIGIL_HOME, else ~/.vigil)."""
+    return Path(os.environ.get("VIGIL_HOME", str(Path.home() / ".vigil")))
+
+
+def stack_file() -> Path:
+    return vigil_home() / "stack.json"
+
+
+def _recorded_stack() -> dict[str, Any]:
+    """Addresses written by `vigil stack up`, so other commands find the stack by default."""
+    path = stack_file()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VIGIL_", extra="forbid", validate_default=True)
+
+    # --- Kafka -------------------------------------------------------------------
+    bootstrap_servers: str = Field(
+        default="", description="host:port[,host:port]; empty = the local stack's broker"
+    )
+    events_topic: str = "vigil.events"
+    alerts_topic: str = "vigil.alerts"
+    scores_topic: str = Field(default="", description="publish every score here when set")
+    deadletter_topic: str = "vigil.deadletter"
+    group_id: str = "vigil"
+    topic_partitions: int = Field(default=4, ge=1, le=10_000)
+    session_timeout_ms: int = Field(default=6000, ge=1000)
+    max_poll_records: int = Field(default=2000, ge=1, le=100_000)
+    poll_timeout_ms: int = Field(default=200, ge=1)
+    max_message_bytes: int = Field(default=64 * 1024, ge=256)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_sasl_mechanism: str = ""
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_cafile: str = ""
+
+    # --- Redis -------------------------------------------------------------------
+    redis_url: SecretStr = Field(
+        default=SecretStr(""), description="redis://[:password@]host:port/db; empty = local stack"
+    )
+    redis_prefix: str = "vigil"
+    history_length: int = Field(default=256, ge=0, le=100_000)
+
+    # --- Detector ----------------------------------------------------------------
+    model_kind: Literal["gru", "lstm"] = "gru"
+    hidden_size: int = Field(default=64, ge=4, le=1024)
+    max_features: int = Field(default=4, ge=1, le=64)
+    model_dir: str = Field(default="", description="model registry directory; empty = shipped")
+    warmup_events: int = Field(default=48, ge=1)
+    alert_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    alert_clear: float = Field(default=0.3, ge=0.0, le=1.0)
+    alert_cooldown: int = Field(default=30, ge=0)
+    max_abs_value: float = Field(default=1e12, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    torch_threads: int = Field(default=1, ge=1, le=256)
+
+    # --- Trainer -----------------------------------------------------------------
+    train_interval_minutes: float = Field(default=60.0, gt=0)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _bootstrap_shape(cls, value: str) -> str:
+        for part in filter(None, value.split(",")):
+            host, sep, port = part.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port, got {part!r}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> Settings:
+        if self.alert_clear > self.alert_threshold:
+            raise ValueError("alert_clear must not exceed alert_threshold")
+        return self
+
+    # --- resolved addresses -------------------------------------------------------
+    def kafka_bootstrap(self) -> str:
+        if self.bootstrap_servers:
+            return self.bootstrap_servers
+        recorded = _recorded_stack().get("bootstrap_servers")
+        if isinstance(recorded, str) and recorded:
+            return recorded
+        raise SettingsError(
+            "no Kafka broker configured: set VIGIL_BOOTSTRAP_SERVERS or run `vigil stack up`"
+        )
+
+    def redis_address(self) -> str:
+        url = self.redis_url.get_secret_value()
+        if url:
+            return url
+        recorded = _recorded_stack().get("redis_url")
+        if isinstance(recorded, str) and recorded:
+            return recorded
+        raise SettingsError("no Redis configured: set VIGIL_REDIS_URL or run `vigil stack up`")
+
+    def kafka_security(self) -> dict[str, Any]:
+        """Security options in kafka-python's keyword names; the password stays secret."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_cafile:
+            options["ssl_cafile"] = self.kafka_ssl_cafile
+        return options
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"invalid setting {where}: {message}"
+
+
+def load_settings(config: str | None = None, **overrides: Any) -> Settings:
+    """Build Settings from defaults < TOML file < environment < overrides.
+
+    Raises SettingsError with a one-line message for any user mistake.
+    """
+    file_values: dict[str, Any] = {}
+    if config:
+        try:
+            with open(config, "rb") as fh:
+                raw = tomllib.load(fh)
+        except OSError as exc:
+            raise SettingsError(f"cannot read config file {config}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"config file {config} is not valid TOML: {exc}") from None
+        file_values = raw.get("vigil", raw)
+        unknown = sorted(set(file_values) - set(Settings.model_fields))
+        if unknown:
+            raise SettingsError(f"unknown setting {unknown[0]!r} in {config}")
+    env_names = {f"VIGIL_{name.upper()}" for name in Settings.model_fields}
+    unknown_env = sorted(
+        k for k in os.environ if k.startswith("VIGIL_") and k not in env_names | {"VIGIL_HOME"}
+    )
+    if unknown_env:
+        raise SettingsError(f"unknown environment variable {unknown_env[0]}")
+    try:
+        # The environment beats the file: pass file values only where no env var is set.
+        from_file = {k: v for k, v in file_values.items() if f"VIGIL_{k.upper()}" not in os.environ}
+        return Settings(**{**from_file, **{k: v for k, v in overrides.items() if v is not None}})
+    except ValidationError as exc:
+        raise SettingsError(_first_error(exc)) from None
