@@ -1,0 +1,186 @@
+"""The recurrent detector: one pure, batched step from (inputs, states) to (scores, states).
+
+For every stream in the batch, at once:
+
+1. re-warm the recurrent state if it belongs to another model version (from the ring
+   buffer of recent normalised inputs kept in the state);
+2. normalise x_t with the stream's running statistics from before this event;
+3. compare with the prediction made at t-1 -> per-feature error -> calibrated score;
+4. apply the alert policy;
+5. advance the recurrent state one step and predict t+1;
+6. update the normalisation statistics and the ring buffer.
+
+No I/O, no hidden mutation: the detector holds only the (frozen) weights and parameters,
+and `step` returns new state arrays without touching its inputs. Scoring an event changes
+only what learning from it would change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from detectors.forecaster import LoadedModel, pick_device
+from detectors.policy import AlertPolicy, apply_policy
+from detectors.scoring import ScoringParams, score_errors
+from detectors.state import StateLayout
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    norm_min_alpha: float = 1.0 / 1000  # slowest EW weight of the value statistics
+    clip: float = 10.0  # normalised inputs are clipped to +-clip
+    ring_len: int = 32
+    scoring: ScoringParams = field(default_factory=ScoringParams)
+    policy: AlertPolicy = field(default_factory=AlertPolicy)
+
+
+@dataclass
+class StepOutput:
+    scores: np.ndarray  # [B] float32 in [0, 1]
+    expected: np.ndarray  # [B, F] the prediction for x_t, in the stream's own units
+    top_feature: np.ndarray  # [B] index of the feature with the largest error
+    alerts: np.ndarray  # [B] bool, the policy fired
+    rewarmed: np.ndarray  # [B] bool, the state came from another model version
+    states: np.ndarray  # [B] new states
+
+
+def _std(var: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Spread used to normalise; floored so a flat line does not divide by zero."""
+    return np.sqrt(np.maximum(var, 0.0)) + 1e-6 + 1e-4 * np.abs(mean)
+
+
+def normalise(
+    x: np.ndarray,
+    mask: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    count: np.ndarray,
+    clip: float,
+) -> np.ndarray:
+    """x in the stream's units -> z, using statistics from before x (first event -> 0)."""
+    z = (x - mean) / _std(var, mean)
+    z = np.where((count == 0)[:, None], 0.0, z)
+    return (np.clip(z, -clip, clip) * mask).astype(np.float32)
+
+
+def update_stats(
+    x: np.ndarray,
+    mask: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    count: np.ndarray,
+    min_alpha: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exponentially weighted mean/variance: exact averages at first, then slowly adapting."""
+    alpha = np.maximum(1.0 / (count.astype(np.float64) + 1.0), min_alpha)[:, None]
+    delta = x - mean
+    new_mean = np.where(mask, mean + alpha * delta, mean)
+    new_var = np.where(mask, (1.0 - alpha) * (var + alpha * delta * delta), var)
+    first = (count == 0)[:, None]
+    new_mean = np.where(first & mask, x, new_mean)
+    new_var = np.where(first & mask, 0.0, new_var)
+    return new_mean.astype(np.float32), new_var.astype(np.float32)
+
+
+class RecurrentDetector:
+    """A GRU/LSTM forecaster plus per-stream normalisation, scoring and alert policy."""
+
+    name = "vigil-rnn"
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        params: DetectorParams | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.loaded = loaded
+        self.params = params or DetectorParams()
+        self.device = pick_device(device)
+        self.model = loaded.model.to(self.device).eval()
+        cfg = loaded.config
+        self.layout = StateLayout(cfg.state_size, cfg.max_features, self.params.ring_len)
+
+    @property
+    def version(self) -> str:
+        return self.loaded.version
+
+    @property
+    def max_features(self) -> int:
+        return self.loaded.config.max_features
+
+    def _run(
+        self, z: np.ndarray, mask: np.ndarray, hidden: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        inputs = torch.from_numpy(np.concatenate([z, mask.astype(np.float32)], axis=1))
+        state = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))
+        pred, new_state = self.model.step(inputs.to(self.device), state.to(self.device))
+        return pred.cpu().numpy(), new_state.cpu().numpy()
+
+    def rewarm(self, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Rebuild hidden state and prediction from each stream's ring buffer."""
+        states = states.copy()
+        ring = states["ring"].astype(np.float32)  # [B, K, F], newest last
+        k = ring.shape[1]
+        valid_from = k - np.minimum(states["count"], k)
+        hidden = np.zeros_like(states["hidden"])
+        pred = np.zeros_like(states["pred"])
+        for i in range(k):
+            live = valid_from <= i
+            if not live.any():
+                continue
+            p, h = self._run(ring[live, i], mask[live], hidden[live])
+            hidden[live], pred[live] = h, p
+        states["hidden"], states["pred"] = hidden, pred
+        states["model_tag"] = self.loaded.tag
+        return states
+
+    def step(self, x: np.ndarray, mask: np.ndarray, states: np.ndarray) -> StepOutput:
+        """x [B, F] float, mask [B, F] bool (feature slots in use), states [B] -> StepOutput."""
+        p = self.params
+        x = np.where(mask, x, 0.0).astype(np.float32)
+        count = states["count"].astype(np.int64)
+        stale = (count > 0) & (states["model_tag"] != self.loaded.tag)
+        states = states.copy()
+        if stale.any():
+            states[stale] = self.rewarm(states[stale], mask[stale])
+        states["model_tag"] = self.loaded.tag
+
+        mean, var = states["norm_mean"], states["norm_var"]
+        z = normalise(x, mask, mean, var, count, p.clip)
+        pred = states["pred"]
+        expected = (mean + _std(var, mean) * pred) * mask
+        err = np.abs(z - pred) * mask
+        n_present = np.maximum(mask.sum(axis=1), 1)
+        error = np.where(count == 0, 0.0, err.sum(axis=1) / n_present)
+        top = err.argmax(axis=1)
+
+        score, short, e_mean, e_var = score_errors(
+            error, count, states["err_short"], states["err_mean"], states["err_var"], p.scoring
+        )
+        score = np.where(count + 1 > p.policy.warmup, score, 0.0).astype(np.float32)
+        alerts, flags, cooldown = apply_policy(
+            score, count + 1, states["flags"], states["cooldown"], p.policy
+        )
+
+        next_pred, hidden = self._run(z, mask, states["hidden"])
+        new_mean, new_var = update_stats(x, mask, mean, var, count, p.norm_min_alpha)
+
+        states["pred"] = np.where(mask, next_pred, 0.0)
+        states["hidden"] = hidden
+        states["norm_mean"], states["norm_var"] = new_mean, new_var
+        states["err_short"], states["err_mean"], states["err_var"] = short, e_mean, e_var
+        states["flags"], states["cooldown"] = flags, cooldown
+        states["ring"][:, :-1] = states["ring"][:, 1:]
+        states["ring"][:, -1] = z
+        states["count"] = np.minimum(count + 1, np.iinfo(np.uint32).max)
+        return StepOutput(
+            scores=score,
+            expected=expected.astype(np.float32),
+            top_feature=top,
+            alerts=alerts,
+            rewarmed=stale,
+            states=states,
+        )

@@ -1,0 +1,69 @@
+"""Prediction error -> calibrated anomaly score in [0, 1].
+
+The raw error of a forecaster means different things on different streams (a noisy series
+always has large errors). So, like Numenta's anomaly likelihood, each stream keeps the
+distribution of its *own* recent error: a short-term average of the error is compared with
+the long-term mean and spread of that average, and the score is the Gaussian tail
+probability of the short-term average, put on a log scale:
+
+    score = min(1, -log10(P(tail)) / 10)
+
+so 0.5 means "a recent error this large happens once in 100,000 events on this stream" on
+every stream, and one threshold works everywhere.
+
+All functions are pure and vectorised over a batch of streams (numpy arrays in, arrays out).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def log_tail_probability(z: np.ndarray) -> np.ndarray:
+    """log P(Z >= z) for a standard normal, accurate far into the tail."""
+    return torch.special.log_ndtr(torch.from_numpy(-np.asarray(z, dtype=np.float64))).numpy()
+
+
+@dataclass(frozen=True)
+class ScoringParams:
+    short_alpha: float = 0.25  # EW weight of the newest error in the short-term average
+    long_min_alpha: float = 1.0 / 2000  # slowest EW weight of the long-term error statistics
+    min_sigma: float = 0.02  # floor on the error spread, in normalised units
+    rel_sigma: float = 0.1  # and relative to the mean error, so flat lines don't explode
+
+
+def score_errors(
+    errors: np.ndarray,
+    count: np.ndarray,
+    err_short: np.ndarray,
+    err_mean: np.ndarray,
+    err_var: np.ndarray,
+    params: ScoringParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One scoring step for B streams -> (score, err_short, err_mean, err_var).
+
+    The score compares the new short-term average with the statistics from *before* this
+    event, so an anomaly cannot hide itself by inflating the spread it is measured against.
+    """
+    first = count <= 1
+    short = np.where(first, errors, err_short + params.short_alpha * (errors - err_short))
+    sigma = np.sqrt(np.maximum(err_var, 0.0))
+    sigma = np.maximum(sigma, np.maximum(params.min_sigma, params.rel_sigma * err_mean))
+    z = (short - err_mean) / sigma
+    score = np.clip(-log_tail_probability(z) / (10.0 * math.log(10.0)), 0.0, 1.0)
+    alpha = np.maximum(1.0 / np.maximum(count, 1), params.long_min_alpha)
+    delta = short - err_mean
+    new_mean = err_mean + alpha * delta
+    new_var = (1.0 - alpha) * (err_var + alpha * delta * delta)
+    new_mean = np.where(first, short, new_mean)
+    new_var = np.where(first, 0.0, new_var)
+    return (
+        score.astype(np.float32),
+        short.astype(np.float32),
+        new_mean.astype(np.float32),
+        new_var.astype(np.float32),
+    )

@@ -1,0 +1,330 @@
+"""Per-stream state store: Redis with offset fencing, plus an in-memory reference.
+
+The worker loads a whole polled batch of states with one MGET and saves the new states
+with one EVALSHA. A state is an opaque blob from the detector except for a 16-byte
+header (`HEADER`: magic, layout version, Kafka partition, Kafka offset of the last
+applied event). The store reads only that header, to fence writes: a save is refused
+when the stored blob has the same partition and an offset at or beyond the new one, so
+a worker that lost its partition and lags behind cannot overwrite newer state
+(invariant "nothing is applied twice"). The comparison runs inside Redis, atomically
+for the whole batch, because a read-then-write from Python would race the new owner.
+
+A save of bytes identical to what is stored is reported as written: re-sending a batch
+whose reply was lost (timeout, then retry) must not look like a lost partition.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import struct
+import unicodedata
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar, cast
+
+import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
+HEADER = struct.Struct("<2sHiq")
+"""magic b"VG", layout version, partition of the last applied event, its offset."""
+MAGIC = b"VG"
+MAX_STREAM_LENGTH = 200
+MAX_OFFSET = 2**53 - 1
+"""Lua numbers are doubles: offsets above this would compare wrongly inside Redis."""
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+_T = TypeVar("_T")
+
+
+class StoreUnavailable(Exception):
+    """Redis cannot be reached or cannot accept writes right now.
+
+    The worker pauses and retries the batch without committing Kafka offsets.
+    """
+
+
+# Errors that say "try again later", not "your request is wrong". Connection errors
+# include BusyLoadingError (Redis restarting) and authentication failures.
+_TRANSIENT: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+)
+
+
+def validate_stream(stream: str) -> str:
+    """Refuse stream ids that cannot be stored safely; return the id unchanged."""
+    if not isinstance(stream, str) or not stream:
+        raise ValueError("stream id must be a non-empty string")
+    if len(stream) > MAX_STREAM_LENGTH:
+        raise ValueError(f"stream id longer than {MAX_STREAM_LENGTH} characters")
+    for char in stream:
+        category = unicodedata.category(char)
+        if category == "Cc":
+            raise ValueError(f"stream id contains control character {char!r}")
+        if category == "Cs":
+            raise ValueError("stream id contains an unpaired surrogate")
+    return stream
+
+
+def validate_prefix(prefix: str) -> str:
+    """A prefix must not contain braces (it would move the hash tag) or whitespace."""
+    if not isinstance(prefix, str) or not prefix or len(prefix) > 100:
+        raise ValueError("Redis key prefix must be 1-100 characters")
+    if any(c in "{}" or not c.isprintable() or c.isspace() for c in prefix):
+        raise ValueError(f"Redis key prefix {prefix!r} must not contain braces or whitespace")
+    return prefix
+
+
+def _escape(stream: str) -> str:
+    # '%' first, so the encoding stays injective: "%7B" and "{" map to different keys.
+    return stream.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
+def state_key(prefix: str, stream: str) -> str:
+    """Redis key of a stream's state: `{prefix}:s:{<escaped stream>}`.
+
+    The braces are a Redis Cluster hash tag, so everything about one stream lands on
+    one slot; escaping `{`, `}` and `%` keeps any stream id inside its own tag.
+    """
+    return f"{validate_prefix(prefix)}:s:{{{_escape(validate_stream(stream))}}}"
+
+
+def meta_key(prefix: str, name: str) -> str:
+    """Redis key of a small worker-wide value, e.g. the live model version."""
+    return f"{validate_prefix(prefix)}:m:{{{_escape(validate_stream(name))}}}"
+
+
+def check_header(blob: bytes) -> tuple[int, int]:
+    """Return (partition, offset) from a state blob, or raise ValueError if malformed."""
+    if not isinstance(blob, bytes):
+        raise ValueError(f"state blob must be bytes, not {type(blob).__name__}")
+    if len(blob) < HEADER.size:
+        raise ValueError(f"state blob shorter than its {HEADER.size}-byte header")
+    magic, _layout, partition, offset = HEADER.unpack_from(blob)
+    if magic != MAGIC:
+        raise ValueError(f"state blob does not start with {MAGIC!r}")
+    if partition < 0 or not 0 <= offset <= MAX_OFFSET:
+        raise ValueError(f"state blob has invalid partition/offset {partition}/{offset}")
+    return partition, offset
+
+
+def accepts(stored: bytes | None, new: bytes) -> bool:
+    """The fencing rule; `_FENCED_SET` is the same rule in Lua and must stay in step."""
+    if stored is None or stored == new:
+        return True
+    if len(stored) < HEADER.size or stored[:2] != MAGIC:
+        return True  # an unreadable stored state must not wedge its stream forever
+    _, _, old_partition, old_offset = HEADER.unpack_from(stored)
+    _, _, new_partition, new_offset = HEADER.unpack_from(new)
+    return old_partition != new_partition or old_offset < new_offset
+
+
+def _checked_keys(prefix: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
+    """Validate a whole batch before any write, so a bad item never half-applies it."""
+    keys = []
+    for stream, blob in items:
+        keys.append(state_key(prefix, stream))
+        check_header(blob)
+    return keys
+
+
+class StateStore(Protocol):
+    """Batched per-stream state storage.
+
+    Every call takes a whole batch and answers in input order, so an implementation is
+    free to split the batch however its backend needs. A Redis Cluster store would group
+    the keys by hash slot (`state_key` puts each stream in its own hash tag), send one
+    MGET / EVALSHA per group, pipelined per node, and reassemble the answers in order —
+    without any change to callers.
+    """
+
+    def load(self, streams: Sequence[str]) -> list[bytes | None]:
+        """Stored blobs, None for streams never saved."""
+        ...
+
+    def save(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        """Write (stream, blob) pairs in order; True = written, False = refused by fencing."""
+        ...
+
+    def delete_all(self) -> None:
+        """Remove every state and meta value under this prefix (tests and demo reset)."""
+        ...
+
+    def count(self) -> int:
+        """Number of streams with a stored state under this prefix."""
+        ...
+
+    def stored_bytes(self, stream: str) -> int:
+        """Bytes the stream's state takes in the backend, 0 if absent."""
+        ...
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        """Store a small worker-wide value (no fencing)."""
+        ...
+
+    def get_meta(self, name: str) -> bytes | None:
+        """Read a value written by set_meta, None if absent."""
+        ...
+
+
+class MemoryStateStore:
+    """Dict-backed store with the same semantics as Redis: unit tests and the reference."""
+
+    def __init__(self, prefix: str = "vigil") -> None:
+        self.prefix = validate_prefix(prefix)
+        self._states: dict[str, bytes] = {}
+        self._meta: dict[str, bytes] = {}
+
+    def load(self, streams: Sequence[str]) -> list[bytes | None]:
+        return [self._states.get(state_key(self.prefix, s)) for s in streams]
+
+    def save(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        keys = _checked_keys(self.prefix, items)
+        results = []
+        for key, (_, blob) in zip(keys, items, strict=True):
+            ok = accepts(self._states.get(key), blob)
+            if ok:
+                self._states[key] = blob
+            results.append(ok)
+        return results
+
+    def delete_all(self) -> None:
+        self._states.clear()
+        self._meta.clear()
+
+    def count(self) -> int:
+        return len(self._states)
+
+    def stored_bytes(self, stream: str) -> int:
+        key = state_key(self.prefix, stream)
+        blob = self._states.get(key)
+        return 0 if blob is None else len(key.encode()) + len(blob)
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        self._meta[meta_key(self.prefix, name)] = bytes(value)
+
+    def get_meta(self, name: str) -> bytes | None:
+        return self._meta.get(meta_key(self.prefix, name))
+
+
+# KEYS[i] is a state key and ARGV[i] its new blob (header already checked in Python).
+# Returns the 1-based indices of refused writes. Keys are handled in order, so a stream
+# that appears twice in one batch behaves as two consecutive saves.
+_FENCED_SET = """
+local refused = {}
+for i, key in ipairs(KEYS) do
+  local new = ARGV[i]
+  local old = redis.call('GET', key)
+  local write = true
+  if old and old ~= new and #old >= 16 and string.sub(old, 1, 2) == 'VG' then
+    local old_partition = struct.unpack('<i4', old, 5)
+    local new_partition = struct.unpack('<i4', new, 5)
+    if old_partition == new_partition then
+      local old_offset = struct.unpack('<i8', old, 9)
+      local new_offset = struct.unpack('<i8', new, 9)
+      write = old_offset < new_offset
+    end
+  end
+  if write then
+    redis.call('SET', key, new)
+  else
+    refused[#refused + 1] = i
+  end
+end
+return refused
+"""
+_FENCED_SET_SHA = hashlib.sha1(_FENCED_SET.encode()).hexdigest()
+
+
+class RedisStateStore:
+    """States in Redis: one MGET per load, one fenced EVALSHA per save."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.client = client
+        self.prefix = validate_prefix(prefix)
+
+    def _call(self, action: Callable[[], _T]) -> _T:
+        try:
+            return action()
+        except _TRANSIENT as exc:
+            raise StoreUnavailable(f"Redis unavailable: {exc}") from exc
+
+    def load(self, streams: Sequence[str]) -> list[bytes | None]:
+        if not streams:
+            return []
+        keys = [state_key(self.prefix, s) for s in streams]
+        # decode_responses=False (connect_redis) means values come back as bytes.
+        return cast("list[bytes | None]", self._call(lambda: self.client.mget(keys)))
+
+    def save(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+        if not items:
+            return []
+        keys = _checked_keys(self.prefix, items)
+        blobs = [blob for _, blob in items]
+        refused = self._call(lambda: self._fenced_set(keys, blobs))
+        results = [True] * len(items)
+        for index in refused:
+            results[int(index) - 1] = False
+        return results
+
+    def _fenced_set(self, keys: list[str], blobs: list[bytes]) -> list[int]:
+        # The SHA is known locally, so the script is only sent when Redis lacks it
+        # (first use, or after a restart / SCRIPT FLUSH).
+        try:
+            return self.client.evalsha(_FENCED_SET_SHA, len(keys), *keys, *blobs)
+        except redis.exceptions.NoScriptError:
+            self.client.script_load(_FENCED_SET)
+            return self.client.evalsha(_FENCED_SET_SHA, len(keys), *keys, *blobs)
+
+    def _scan(self, kind: str) -> list[bytes]:
+        # Matching up to the "{" means another prefix ("vigil:s" vs "vigil") never matches.
+        pattern = _GLOB_SPECIAL.sub(r"\\\1", self.prefix) + f":{kind}:\\{{*"
+        return list(self.client.scan_iter(match=pattern, count=1000))
+
+    def delete_all(self) -> None:
+        def run() -> None:
+            keys = self._scan("s") + self._scan("m")
+            for start in range(0, len(keys), 1000):
+                self.client.unlink(*keys[start : start + 1000])
+
+        self._call(run)
+
+    def count(self) -> int:
+        return self._call(lambda: len(self._scan("s")))
+
+    def stored_bytes(self, stream: str) -> int:
+        key = state_key(self.prefix, stream)
+        usage = self._call(lambda: self.client.memory_usage(key))
+        return int(usage or 0)
+
+    def set_meta(self, name: str, value: bytes) -> None:
+        key = meta_key(self.prefix, name)
+        self._call(lambda: self.client.set(key, value))
+
+    def get_meta(self, name: str) -> bytes | None:
+        key = meta_key(self.prefix, name)
+        return self._call(lambda: self.client.get(key))  # type: ignore[return-value]
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A client for the state store: raw bytes, health checks, bounded waits.
+
+    Retries are few and short on purpose: the worker has its own pause-and-retry loop
+    around StoreUnavailable, and a long hidden retry would just stall a poll loop.
+    """
+    try:
+        return redis.Redis.from_url(
+            url,
+            decode_responses=False,
+            health_check_interval=15,
+            socket_connect_timeout=3.0,
+            socket_timeout=10.0,
+            socket_keepalive=True,
+            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=2),
+        )
+    except ValueError as exc:
+        # The message never echoes the URL: it may carry a password.
+        raise ValueError(f"invalid Redis URL: {exc}") from None
