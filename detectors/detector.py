@@ -60,10 +60,21 @@ def normalise(
     count: np.ndarray,
     clip: float,
 ) -> np.ndarray:
-    """x in the stream's units -> z, using statistics from before x (first event -> 0)."""
+    """x in the stream's units -> z, using statistics from before x (first event -> 0).
+
+    Clipped to +-clip: the model's input must stay in the range it was trained on.
+    """
+    return np.clip(surprise(x, mask, mean, var, count), -clip, clip).astype(np.float32)
+
+
+def surprise(
+    x: np.ndarray, mask: np.ndarray, mean: np.ndarray, var: np.ndarray, count: np.ndarray
+) -> np.ndarray:
+    """z before clipping (bounded only against overflow): the error is measured on this, so
+    a 200-sigma jump counts as more evidence than a 10-sigma one."""
     z = (x - mean) / _std(var, mean)
     z = np.where((count == 0)[:, None], 0.0, z)
-    return (np.clip(z, -clip, clip) * mask).astype(np.float32)
+    return (np.clip(z, -1e3, 1e3) * mask).astype(np.float32)
 
 
 def update_stats(
@@ -149,10 +160,11 @@ class RecurrentDetector:
         states["model_tag"] = self.loaded.tag
 
         mean, var = states["norm_mean"], states["norm_var"]
-        z = normalise(x, mask, mean, var, count, p.clip)
+        z_full = surprise(x, mask, mean, var, count)
+        z = np.clip(z_full, -p.clip, p.clip)
         pred = states["pred"]
         expected = (mean + _std(var, mean) * pred) * mask
-        err = np.abs(z - pred) * mask
+        err = np.abs(z_full - pred) * mask
         n_present = np.maximum(mask.sum(axis=1), 1)
         error = np.where(count == 0, 0.0, err.sum(axis=1) / n_present)
         top = err.argmax(axis=1)

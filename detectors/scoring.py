@@ -34,6 +34,7 @@ class ScoringParams:
     long_min_alpha: float = 1.0 / 2000  # slowest EW weight of the long-term error statistics
     min_sigma: float = 0.02  # floor on the error spread, in normalised units
     rel_sigma: float = 0.1  # and relative to the mean error, so flat lines don't explode
+    settle: int = 16  # first errors of a stream, dominated by normalisation start-up: not learned
 
 
 def score_errors(
@@ -49,13 +50,13 @@ def score_errors(
     The score compares the new short-term average with the statistics from *before* this
     event, so an anomaly cannot hide itself by inflating the spread it is measured against.
     """
-    first = count <= 1
+    first = count <= params.settle
     short = np.where(first, errors, err_short + params.short_alpha * (errors - err_short))
     sigma = np.sqrt(np.maximum(err_var, 0.0))
     sigma = np.maximum(sigma, np.maximum(params.min_sigma, params.rel_sigma * err_mean))
     z = (short - err_mean) / sigma
     score = np.clip(-log_tail_probability(z) / (10.0 * math.log(10.0)), 0.0, 1.0)
-    alpha = np.maximum(1.0 / np.maximum(count, 1), params.long_min_alpha)
+    alpha = np.maximum(1.0 / np.maximum(count - params.settle, 1), params.long_min_alpha)
     delta = short - err_mean
     new_mean = err_mean + alpha * delta
     new_var = (1.0 - alpha) * (err_var + alpha * delta * delta)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -57,9 +57,7 @@ class Settings(BaseSettings):
     max_poll_records: int = Field(default=2000, ge=1, le=100_000)
     poll_timeout_ms: int = Field(default=200, ge=1)
     max_message_bytes: int = Field(default=64 * 1024, ge=256)
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
-        "PLAINTEXT"
-    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: str = ""
     kafka_sasl_username: str = ""
     kafka_sasl_password: SecretStr = SecretStr("")
@@ -110,6 +108,10 @@ class Settings(BaseSettings):
         if self.alert_clear > self.alert_threshold:
             raise ValueError("alert_clear must not exceed alert_threshold")
         return self
+
+    def replace(self, **changes: Any) -> Settings:
+        """A validated copy with some fields changed (model_copy would skip validation)."""
+        return type(self).model_validate({**self.model_dump(), **changes})
 
     # --- resolved addresses -------------------------------------------------------
     def kafka_bootstrap(self) -> str:

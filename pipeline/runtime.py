@@ -1,0 +1,46 @@
+"""Wiring: build a worker's real Kafka client, Redis store and detector from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pipeline.alerts import Alert
+from pipeline.kafka_io import KafkaPythonSink, KafkaPythonSource
+from pipeline.serving_model import build_detector
+from pipeline.settings import Settings
+from pipeline.state_store import RedisStateStore, connect_redis
+from pipeline.topics import ensure_topics
+from pipeline.worker import Worker, configure_torch
+
+
+def topic_layout(settings: Settings) -> dict[str, int]:
+    """The topics Vigil uses and their partition counts."""
+    topics = {
+        settings.events_topic: settings.topic_partitions,
+        settings.alerts_topic: settings.topic_partitions,
+        settings.deadletter_topic: 1,
+    }
+    if settings.scores_topic:
+        topics[settings.scores_topic] = settings.topic_partitions
+    return topics
+
+
+def create_topics(settings: Settings) -> None:
+    ensure_topics(settings.kafka_bootstrap(), topic_layout(settings), settings.kafka_security())
+
+
+def open_store(settings: Settings) -> RedisStateStore:
+    return RedisStateStore(connect_redis(settings.redis_address()), settings.redis_prefix)
+
+
+def open_worker(
+    settings: Settings,
+    on_alert: Callable[[Alert], None] | None = None,
+    client_id: str = "vigil-worker",
+) -> Worker:
+    configure_torch(settings)
+    detector = build_detector(settings)
+    store = open_store(settings)
+    sink = KafkaPythonSink(settings, client_id=f"{client_id}-out")
+    source = KafkaPythonSource(settings, [settings.events_topic], client_id=client_id)
+    return Worker(settings, source, sink, store, detector, on_alert=on_alert)

@@ -1,0 +1,350 @@
+"""The worker loop: Kafka batch -> validated events -> batched detector step -> alerts.
+
+Each polled batch is processed and committed in this order (the numbers match the
+comments in `Worker.process`); the order is what makes "nothing lost, nothing applied
+twice" hold whatever moment a worker is killed at:
+
+1. decode and validate every record; bad ones become dead letters with a reason;
+2. load the states of the batch's streams from Redis (one MGET);
+3. step the detector, one batched call per "round" (round k holds the k-th event of every
+   stream in the batch, so a stream's events are applied in offset order); events at or
+   below the offset recorded in the state are replays and are skipped; out-of-order,
+   duplicate-timestamp and feature-mismatch events become dead letters;
+4. publish alerts and dead letters and wait for the broker's acknowledgement;
+5. save the changed states in one Lua call that refuses any write older than what Redis
+   holds (a worker that lost its partition cannot overwrite newer state);
+6. commit the batch's offsets.
+
+A crash before 5 replays the batch: alerts are re-sent with the same deterministic ids.
+A crash between 5 and 6 replays it too, but the states already record those offsets, so
+the events are skipped. Redis being unreachable pauses the loop (with backoff) before 6,
+so nothing is committed that was not applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+import numpy as np
+import torch
+
+from detectors.detector import RecurrentDetector
+from detectors.state import StateFormatError
+from pipeline.alerts import Alert
+from pipeline.events import (
+    DUPLICATE_TS,
+    FEATURE_MISMATCH,
+    OUT_OF_ORDER,
+    Event,
+    Rejected,
+    deadletter_headers,
+    decode_record,
+    reject,
+)
+from pipeline.kafka_io import EventSource, Record, RecordSink
+from pipeline.settings import Settings
+from pipeline.state_store import StateStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+LATENCY_SAMPLES = 200_000
+
+
+@dataclass
+class WorkerStats:
+    """Counters a person or /metrics reads; the worker only ever adds to them."""
+
+    records: int = 0
+    applied: int = 0
+    replays_skipped: int = 0
+    alerts: int = 0
+    deadletters: Counter[str] = field(default_factory=Counter)
+    batches: int = 0
+    rounds: int = 0
+    streams_created: int = 0
+    rewarmed: int = 0
+    states_reset: int = 0
+    writes_refused: int = 0
+    commit_failures: int = 0
+    store_retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+    # record time -> its batch's alerts acknowledged by the broker, for every record: an
+    # event's alert (if any) is published in that flush, so this is event-to-alert latency.
+    latencies_ms: list[float] = field(default_factory=list)
+
+    def record_latency(self, values: Sequence[float]) -> None:
+        self.latencies_ms.extend(values)
+        if len(self.latencies_ms) > LATENCY_SAMPLES:
+            del self.latencies_ms[: len(self.latencies_ms) - LATENCY_SAMPLES]
+
+
+def feature_tag(features: tuple[str, ...]) -> int:
+    return zlib.crc32("\x1f".join(features).encode("utf-8", "surrogatepass"))
+
+
+@dataclass
+class BatchOutcome:
+    alerts: list[Alert]
+    rejected: list[Rejected]
+    offsets: dict[tuple[str, int], int]
+
+
+class Worker:
+    """One consumer-group member; all I/O goes through the injected source, sink and store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        source: EventSource,
+        sink: RecordSink,
+        store: StateStore,
+        detector: RecurrentDetector,
+        on_alert: Callable[[Alert], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.source = source
+        self.sink = sink
+        self.store = store
+        self.detector = detector
+        self.on_alert = on_alert
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+
+    # --- the loop -------------------------------------------------------------------
+    def stop(self) -> None:
+        """Finish the current batch, commit it, then leave the group."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self, idle_exit_s: float | None = None, max_records: int | None = None) -> WorkerStats:
+        """Poll and process until stopped (or idle for idle_exit_s, or max_records seen)."""
+        last_data = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                records = self.source.poll(
+                    self.settings.poll_timeout_ms, self.settings.max_poll_records
+                )
+                if records:
+                    last_data = time.monotonic()
+                    self.process_with_retry(records)
+                elif idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
+                    break
+                if max_records is not None and self.stats.records >= max_records:
+                    break
+        finally:
+            self.source.close()
+            self.sink.close()
+        return self.stats
+
+    def process_with_retry(self, records: list[Record]) -> None:
+        """Process a batch; while Redis is unreachable, wait and retry without committing."""
+        delay = 0.1
+        while True:
+            try:
+                self.process(records)
+                return
+            except StoreUnavailable as exc:
+                self.stats.store_retries += 1
+                log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
+                if self._stop.wait(delay):
+                    raise
+                delay = min(delay * 2, 5.0)
+
+    # --- one batch ------------------------------------------------------------------
+    def process(self, records: list[Record]) -> BatchOutcome:
+        s = self.settings
+        self.stats.batches += 1
+        # 1. decode and validate
+        events: list[Event] = []
+        event_records: list[Record] = []
+        rejected: list[Rejected] = []
+        for record in records:
+            result = decode_record(
+                record,
+                max_features=self.detector.max_features,
+                max_abs_value=s.max_abs_value,
+                max_message_bytes=s.max_message_bytes,
+            )
+            if isinstance(result, Event):
+                events.append(result)
+                event_records.append(record)
+            else:
+                rejected.append(result)
+
+        # 2. load the batch's stream states (one round trip)
+        stream_ids = list(dict.fromkeys(e.stream for e in events))
+        index = {sid: i for i, sid in enumerate(stream_ids)}
+        states, known = self._load(stream_ids)
+        self.stats.streams_created += int((~known).sum())
+
+        # 3. step the detector, one batched call per round
+        alerts: list[Alert] = []
+        dirty = np.zeros(len(stream_ids), dtype=bool)
+        rounds: list[list[int]] = []
+        seen: Counter[int] = Counter()
+        for j, event in enumerate(events):
+            sid = index[event.stream]
+            k = seen[sid]
+            seen[sid] += 1
+            if k == len(rounds):
+                rounds.append([])
+            rounds[k].append(j)
+        for members in rounds:
+            self.stats.rounds += 1
+            applied = self._apply_round(
+                [events[j] for j in members],
+                [event_records[j] for j in members],
+                index,
+                states,
+                alerts,
+                rejected,
+            )
+            dirty[applied] = True
+
+        # 4. publish alerts and dead letters, and wait until the broker has them
+        for alert in alerts:
+            self.sink.send(s.alerts_topic, alert.stream.encode(), alert.to_json())
+        for bad in rejected:
+            self.sink.send(
+                s.deadletter_topic, bad.raw_key, bad.raw_value or b"", deadletter_headers(bad)
+            )
+            self.stats.deadletters[bad.reason] += 1
+        if alerts or rejected:
+            self.sink.flush()
+        created = np.fromiter((r.timestamp for r in records), np.float64, len(records))
+        self.stats.record_latency((time.time() * 1000.0 - created).tolist())
+
+        # 5. save changed states, fenced by offset (one round trip)
+        if dirty.any():
+            items = list(
+                zip(
+                    [stream_ids[i] for i in np.flatnonzero(dirty)],
+                    self.detector.layout.encode(states[dirty]),
+                    strict=True,
+                )
+            )
+            written = self.store.save(items)
+            self.stats.writes_refused += written.count(False)
+
+        # 6. commit offsets
+        offsets: dict[tuple[str, int], int] = {}
+        for r in records:
+            key = (r.topic, r.partition)
+            offsets[key] = max(offsets.get(key, 0), r.offset + 1)
+        try:
+            self.source.commit(offsets)
+        except Exception as exc:  # the group moved on: the new owner replays; fencing holds
+            self.stats.commit_failures += 1
+            log.warning("offset commit failed (%s); the partition's new owner replays", exc)
+        self.stats.records += len(records)
+        self.stats.alerts += len(alerts)
+        if self.on_alert is not None:
+            for alert in alerts:
+                self.on_alert(alert)
+        return BatchOutcome(alerts, rejected, offsets)
+
+    def _load(self, stream_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        layout = self.detector.layout
+        blobs = self.store.load(stream_ids) if stream_ids else []
+        try:
+            return layout.decode(blobs)
+        except StateFormatError:
+            # Decode one by one so a single bad record resets only its own stream.
+            good: list[bytes | None] = []
+            for sid, blob in zip(stream_ids, blobs, strict=True):
+                try:
+                    layout.decode([blob])
+                    good.append(blob)
+                except StateFormatError as exc:
+                    log.error("unreadable state for stream %r (%s); starting it afresh", sid, exc)
+                    self.stats.states_reset += 1
+                    good.append(None)
+            return layout.decode(good)
+
+    def _apply_round(
+        self,
+        events: list[Event],
+        records: list[Record],
+        index: dict[str, int],
+        states: np.ndarray,
+        alerts: list[Alert],
+        rejected: list[Rejected],
+    ) -> np.ndarray:
+        """Apply one event per stream; returns the stream indices whose state changed."""
+        sidx = np.fromiter((index[e.stream] for e in events), dtype=np.int64, count=len(events))
+        part = np.fromiter((e.partition for e in events), dtype=np.int64, count=len(events))
+        offs = np.fromiter((e.offset for e in events), dtype=np.int64, count=len(events))
+        ts = np.fromiter((e.ts_ms for e in events), dtype=np.int64, count=len(events))
+        ftag = np.fromiter((feature_tag(e.features) for e in events), np.uint32, len(events))
+        st = states[sidx]
+        started = st["count"] > 0
+        replay = (st["partition"] == part) & (offs <= st["offset"])
+        older = started & ~replay & (ts < st["last_ts"])
+        same_ts = started & ~replay & (ts == st["last_ts"])
+        mismatch = started & ~replay & ~older & ~same_ts & (st["feature_tag"] != ftag)
+        self.stats.replays_skipped += int(replay.sum())
+        for flag, reason, why in (
+            (older, OUT_OF_ORDER, "ts is older than the stream's last applied event"),
+            (same_ts, DUPLICATE_TS, "ts equals the stream's last applied event"),
+            (mismatch, FEATURE_MISMATCH, "feature names differ from the stream's first event"),
+        ):
+            rejected.extend(reject(records[j], reason, why) for j in np.flatnonzero(flag))
+        good = np.flatnonzero(~(replay | older | same_ts | mismatch))
+        if len(good) == 0:
+            return np.zeros(0, dtype=np.int64)
+
+        f_max = self.detector.max_features
+        x = np.zeros((len(good), f_max), dtype=np.float32)
+        mask = np.zeros((len(good), f_max), dtype=bool)
+        for row, j in enumerate(good.tolist()):
+            values = events[j].values
+            x[row, : len(values)] = values
+            mask[row, : len(values)] = True
+        out = self.detector.step(x, mask, st[good])
+        new = out.states
+        new["partition"], new["offset"], new["last_ts"] = part[good], offs[good], ts[good]
+        new["feature_tag"] = ftag[good]
+        states[sidx[good]] = new
+        self.stats.applied += len(good)
+        self.stats.rewarmed += int(out.rewarmed.sum())
+
+        for row in np.flatnonzero(out.alerts).tolist():
+            event = events[int(good[row])]
+            n = len(event.features)
+            alerts.append(
+                Alert.for_event(
+                    event,
+                    score=float(out.scores[row]),
+                    expected=dict(zip(event.features, out.expected[row, :n].tolist(), strict=True)),
+                    top_feature=event.features[min(int(out.top_feature[row]), n - 1)],
+                    model_version=self.detector.version,
+                    detector=f"{self.detector.name}/{self.detector.loaded.config.kind}",
+                )
+            )
+        return sidx[good]
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    """SIGTERM/SIGINT: finish the batch, commit, leave the group."""
+
+    def _handler(signum: int, frame: FrameType | None) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+
+
+def configure_torch(settings: Settings) -> None:
+    """One intra-op thread per worker process: scale with processes, not threads."""
+    torch.set_num_threads(settings.torch_threads)

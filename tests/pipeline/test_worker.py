@@ -1,0 +1,171 @@
+"""The worker against the session's real broker and Redis (no mocks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+
+from pipeline.alerts import Alert
+from pipeline.events import encode_event
+from pipeline.runtime import create_topics, open_worker
+from pipeline.stack import StackInfo
+from tests.pipeline.kafka_helpers import produce, read_all, sensor_events, test_settings
+
+
+def run_worker(settings: Any, expect: int) -> Any:
+    worker = open_worker(settings)
+    stats = worker.run(max_records=expect, idle_exit_s=20)
+    return worker, stats
+
+
+def states_of(settings: Any, streams: list[str]) -> np.ndarray:
+    worker = open_worker(settings)
+    try:
+        blobs = worker.store.load(streams)
+        states, known = worker.detector.layout.decode(blobs)
+        assert known.all()
+        return states
+    finally:
+        worker.source.close()
+        worker.sink.close()
+
+
+def test_events_become_states_and_alerts(stack: StackInfo, topic_names: Any) -> None:
+    s = test_settings(stack, topic_names)
+    create_topics(s)
+    events = sensor_events(n_streams=20, per_stream=120, spike_at=90)
+    produce(s.bootstrap_servers, s.events_topic, events)
+
+    worker, stats = run_worker(s, len(events))
+
+    assert stats.records == len(events)
+    assert stats.applied == len(events)
+    assert worker.store.count() == 20
+    alerts = [Alert.from_json(r.value) for r in read_all(s.bootstrap_servers, s.alerts_topic)]
+    spiked = {a.stream for a in alerts if a.offset >= 0 and a.values["value"] > 0}
+    # Every stream's spike (5x its level at step 90) is caught, and alerts carry the contract.
+    assert len(spiked) >= 18
+    alert = alerts[0]
+    assert 0.0 <= alert.score <= 1.0
+    assert alert.model_version.startswith("generic-gru-h64-")
+    assert alert.detector.startswith("vigil-rnn")
+    assert set(alert.expected) == {"value"}
+    raw = json.loads(read_all(s.bootstrap_servers, s.alerts_topic)[0].value)
+    assert {"id", "stream", "ts", "score", "value", "expected", "model_version", "detector"} <= set(
+        raw
+    )
+
+
+def test_warmup_never_alerts(stack: StackInfo, topic_names: Any) -> None:
+    s = test_settings(stack, topic_names, warmup_events=48)
+    create_topics(s)
+    events = sensor_events(n_streams=10, per_stream=40, spike_at=30)
+    produce(s.bootstrap_servers, s.events_topic, events)
+    _, stats = run_worker(s, len(events))
+    assert stats.applied == len(events)
+    assert stats.alerts == 0
+
+
+def test_replaying_the_topic_applies_nothing_twice(stack: StackInfo, topic_names: Any) -> None:
+    s = test_settings(stack, topic_names)
+    create_topics(s)
+    events = sensor_events(n_streams=10, per_stream=100)
+    produce(s.bootstrap_servers, s.events_topic, events)
+    run_worker(s, len(events))
+    streams = [f"s-{i:04d}" for i in range(10)]
+    before = states_of(s, streams)
+    n_alerts = len(read_all(s.bootstrap_servers, s.alerts_topic))
+
+    # A new group re-reads the whole topic from the start: every event is a replay.
+    _, stats = run_worker(s.replace(group_id=s.group_id + "-again"), len(events))
+
+    assert stats.replays_skipped == len(events)
+    assert stats.applied == 0
+    after = states_of(s, streams)
+    assert before.tobytes() == after.tobytes()
+    assert len(read_all(s.bootstrap_servers, s.alerts_topic, idle_s=2)) == n_alerts
+    assert (after["count"] == 100).all()
+
+
+BAD_RECORDS: list[tuple[str, bytes | None, bytes]] = [
+    ("malformed_json", b"k", b"{not json"),
+    ("not_an_object", b"k", b"[1, 2]"),
+    ("missing_field", b"k", b'{"stream": "k", "value": 1}'),
+    ("wrong_type", b"k", b'{"stream": "k", "ts": 1763700000, "value": "12"}'),
+    ("non_finite", b"k", b'{"stream": "k", "ts": 1763700000, "value": NaN}'),
+    ("absurd_magnitude", b"k", b'{"stream": "k", "ts": 1763700000, "value": 1e300}'),
+    ("bad_timestamp", b"k", b'{"stream": "k", "ts": "yesterday", "value": 1}'),
+    (
+        "oversized",
+        b"k",
+        b'{"stream": "k", "ts": 1763700000, "value": 1, "pad": "' + b"x" * 70_000 + b'"}',
+    ),
+    ("key_mismatch", b"other", b'{"stream": "k", "ts": 1763700000, "value": 1}'),
+    (
+        "too_many_features",
+        b"k",
+        b'{"stream": "k", "ts": 1763700000, "values": {"a":1,"b":2,"c":3,"d":4,"e":5}}',
+    ),
+]
+
+
+def test_bad_records_go_to_the_dead_letter_topic(stack: StackInfo, topic_names: Any) -> None:
+    s = test_settings(stack, topic_names, topic_partitions=1)
+    create_topics(s)
+    good = [(b"ok", encode_event("ok", 1_763_700_000 + i * 60, float(i % 7))) for i in range(5)]
+    state_based = [
+        ("out_of_order", b"ok", encode_event("ok", 1_763_700_000, 1.0)),
+        ("duplicate_ts", b"ok", encode_event("ok", 1_763_700_000 + 4 * 60, 1.0)),
+        ("feature_mismatch", b"ok", encode_event("ok", 1_763_700_000 + 600, {"x": 1.0})),
+    ]
+    records = good + [(k, v) for _, k, v in BAD_RECORDS + state_based]
+    produce(s.bootstrap_servers, s.events_topic, records)
+
+    worker, stats = run_worker(s, len(records))
+
+    assert stats.applied == len(good)
+    dead = read_all(s.bootstrap_servers, s.deadletter_topic, expect=len(BAD_RECORDS) + 3)
+    by_reason = {dict(r.headers)["vigil.reason"].decode(): r for r in dead}
+    expected = {reason for reason, _, _ in BAD_RECORDS + state_based}
+    assert set(by_reason) == expected
+    for reason, key, value in BAD_RECORDS + state_based:
+        record = by_reason[reason]
+        headers = dict(record.headers)
+        assert record.value == value, reason  # the original bytes, untouched
+        assert record.key == key
+        assert headers["vigil.source.topic"].decode() == s.events_topic
+        assert int(headers["vigil.source.offset"]) >= 0
+        assert headers["vigil.detail"]
+    assert sum(stats.deadletters.values()) == len(expected)
+
+
+@pytest.mark.parametrize("kind", ["gru", "lstm"])
+def test_multivariate_streams_name_the_feature_that_broke(
+    stack: StackInfo, topic_names: Any, kind: str
+) -> None:
+    s = test_settings(stack, topic_names, model_kind=kind)
+    create_topics(s)
+    rng = np.random.default_rng(3)
+    records = []
+    for step in range(120):
+        for p in range(5):
+            temp = 70 + 2 * np.sin(step / 12) + rng.normal(0, 0.2)
+            vib = 0.03 + rng.normal(0, 0.002)
+            if step == 100:
+                vib = 0.5  # the vibration sensor breaks; temperature is normal
+            stream = f"pump-{p}"
+            records.append(
+                (stream.encode(), encode_event(stream, 1_763_700_000_000 + step * 60_000,
+                                               {"temp": temp, "vibration": vib}, site="plant-1"))
+            )  # fmt: skip
+    produce(s.bootstrap_servers, s.events_topic, records)
+    run_worker(s, len(records))
+    alerts = [Alert.from_json(r.value) for r in read_all(s.bootstrap_servers, s.alerts_topic)]
+    at_break = [a for a in alerts if a.ts_ms == 1_763_700_000_000 + 100 * 60_000]
+    assert len(at_break) == 5
+    assert all(a.top_feature == "vibration" for a in at_break)
+    assert all(a.meta == {"site": "plant-1"} for a in at_break)
+    assert all(a.detector == f"vigil-rnn/{kind}" for a in at_break)
