@@ -173,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # kafka-python logs its internal event-loop timings as warnings; not user news.
+        logging.getLogger("kafka").setLevel(logging.ERROR)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -240,7 +242,7 @@ def evaluate_detectors(
 
 
 def _duration(seconds: float) -> str:
-    if seconds != seconds:  # NaN: nothing detected
+    if math.isnan(seconds):  # nothing detected
         return "-"
     minutes = round(seconds / 60)
     days, minutes = divmod(minutes, 24 * 60)
@@ -251,30 +253,51 @@ def _duration(seconds: float) -> str:
 
 
 def _number(value: float, digits: int) -> str:
-    return "-" if value != value else f"{value:.{digits}f}"
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _summary_table(reports: Sequence[DetectorReport]) -> Table:
-    table = Table(title="NAB scores (threshold swept per profile over all files)")
-    for header in ("detector", "profile", "NAB score", "threshold"):
-        table.add_column(header)
-    for header in ("TP", "FN", "FP", "precision", "recall", "F1", "delay rows", "delay"):
+def _threshold(value: float) -> str:
+    return "never" if value == float("inf") else f"{value:.4f}"
+
+
+def _scores_table(reports: Sequence[DetectorReport]) -> Table:
+    """The headline comparison, laid out like NAB's published table."""
+    table = Table(title="NAB score (swept threshold)", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("detector")
+    for name in PROFILES:
+        table.add_column(name, justify="right")
+    for report in reports:
+        cells = [f"{r.score:.1f} ({_threshold(r.threshold)})" for r in report.results.values()]
+        table.add_row(report.detector, *cells)
+    return table
+
+
+def _detections_table(reports: Sequence[DetectorReport]) -> Table:
+    table = Table(
+        title="Detections at each profile's threshold",
+        caption="TP, FN: windows detected, missed; FP: flagged rows outside every window; "
+        "prec., rec.: precision, recall per event; "
+        "delay: rows (time) from window start to first detection",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
+    table.add_column("detector", no_wrap=True)
+    table.add_column("profile", no_wrap=True, min_width=13)
+    for header in ("TP", "FN", "FP", "prec.", "rec.", "F1"):
         table.add_column(header, justify="right")
+    table.add_column("delay", justify="right", no_wrap=True)
     for report in reports:
         for name, r in report.results.items():
             table.add_row(
                 report.detector if name == "standard" else "",
                 name,
-                f"{r.score:.1f}",
-                "never" if r.threshold == float("inf") else f"{r.threshold:.4f}",
                 str(r.tp_windows),
                 str(r.fn_windows),
                 str(r.fp_detections),
-                _number(r.precision, 3),
-                _number(r.recall, 3),
-                f"{r.f1:.3f}",
-                _number(r.mean_delay_rows, 0),
-                _duration(r.mean_delay_seconds),
+                _number(r.precision, 2),
+                _number(r.recall, 2),
+                f"{r.f1:.2f}",
+                f"{_number(r.mean_delay_rows, 0)} ({_duration(r.mean_delay_seconds)})",
             )
         table.add_section()
     return table
@@ -284,6 +307,7 @@ def _per_file_table(reports: Sequence[DetectorReport]) -> Table:
     table = Table(
         title="Per file, standard profile: TP / FN / FP",
         caption="TP, FN: windows detected, missed; FP: flagged rows outside every window",
+        box=box.SIMPLE_HEAD,
     )
     table.add_column("file")
     for report in reports:
@@ -310,7 +334,8 @@ def run_evaluate(
     ``windows_path`` defaults to ``data_dir/windows.json``. Raises EvaluateError.
     """
     reports = evaluate_detectors(data_dir, windows_path, scores_dirs)
-    console.print(_summary_table(reports))
+    console.print(_scores_table(reports))
+    console.print(_detections_table(reports))
     if per_file:
         console.print(_per_file_table(reports))
     return 0
@@ -372,7 +397,9 @@ def run_baseline_backtest(
     Writes ``out_dir/<category>/<name>_<file>.csv`` (what `run_evaluate` reads). Labels
     come from ``data_dir/windows.json`` when present, else 0. Files run in separate
     processes, largest first so the last one to finish is short; workers are spawned, not
-    forked, so a caller's threads (Kafka clients, torch) cannot deadlock them.
+    forked, so a caller's threads (Kafka clients, torch) cannot deadlock them. Spawning
+    re-imports the caller's main module, so a script calling this needs the usual
+    ``if __name__ == "__main__":`` guard (the ``vigil`` entry point has one).
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     unknown = [n for n in names if n not in BASELINES]

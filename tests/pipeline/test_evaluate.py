@@ -119,9 +119,9 @@ def test_evaluate_ranks_detectors_side_by_side(data_dir: Path, tmp_path: Path) -
 def test_run_evaluate_prints_summary_and_per_file_tables(data_dir: Path, tmp_path: Path) -> None:
     write_detector(tmp_path / "scores", "perfect")
     console = Console(record=True, width=200)
-    assert (
-        run_evaluate(data_dir, data_dir / "windows.json", [tmp_path / "scores"], console, True) == 0
-    )
+    # Plain strings, as the CLI passes them.
+    windows = str(data_dir / "windows.json")
+    assert run_evaluate(str(data_dir), windows, [str(tmp_path / "scores")], console, True) == 0
     text = console.export_text()
     assert "perfect" in text
     assert "100.0" in text
@@ -178,6 +178,13 @@ def test_bad_score_values_are_refused(
     lines[5] = ",".join(cells)
     path.write_text("\n".join(lines) + "\n")
     assert message in _error(data_dir, scores)
+
+
+def test_same_detector_twice_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    write_detector(tmp_path / "a", "perfect")
+    write_detector(tmp_path / "b", "perfect")
+    with pytest.raises(EvaluateError, match="two score files for perfect on catA/series_one"):
+        evaluate_detectors(data_dir, None, [tmp_path / "a", tmp_path / "b"])
 
 
 def test_missing_score_column_is_refused(data_dir: Path, tmp_path: Path) -> None:
