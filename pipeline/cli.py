@@ -175,13 +175,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not args.verbose:
         # kafka-python logs its internal event-loop timings as warnings; not user news.
-        logging.getLogger("kafka").setLevel(logging.ERROR)
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
     func: Callable[[argparse.Namespace], int] = args.func
+    from kafka.errors import KafkaError
+
+    from pipeline.state_store import StoreUnavailable
+    from pipeline.topics import TopicError
+
     try:
         return func(args)
-    except (SettingsError, UserError) as exc:
+    except (SettingsError, UserError, TopicError) as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 2
+    except KafkaError as exc:
+        print(f"vigil: Kafka error: {exc}", file=sys.stderr)
+        return 3
+    except StoreUnavailable as exc:
+        print(f"vigil: Redis unavailable: {exc}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print("vigil: interrupted", file=sys.stderr)
         return 130

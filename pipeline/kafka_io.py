@@ -48,7 +48,7 @@ class RecordSink(Protocol):
     def close(self) -> None: ...
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(ConsumerRebalanceListener):
     def __init__(
         self,
         on_assign: Callable[[set[tuple[str, int]]], None] | None,

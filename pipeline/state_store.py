@@ -20,6 +20,7 @@ import re
 import struct
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, TypeVar, cast
 
 import redis
@@ -92,6 +93,23 @@ def state_key(prefix: str, stream: str) -> str:
     return f"{validate_prefix(prefix)}:s:{{{_escape(validate_stream(stream))}}}"
 
 
+ALERTS_KEPT = 10_000
+"""Recent alerts kept in Redis for the API (the alerts topic keeps them all)."""
+
+
+def history_key(prefix: str, stream: str) -> str:
+    """Recent values/predictions/scores of a stream, for the API (see pipeline.history)."""
+    return f"{validate_prefix(prefix)}:h:{{{_escape(validate_stream(stream))}}}"
+
+
+def scores_key(prefix: str) -> str:
+    return f"{validate_prefix(prefix)}:scores"
+
+
+def alerts_key(prefix: str) -> str:
+    return f"{validate_prefix(prefix)}:alerts"
+
+
 def meta_key(prefix: str, name: str) -> str:
     """Redis key of a small worker-wide value, e.g. the live model version."""
     return f"{validate_prefix(prefix)}:m:{{{_escape(validate_stream(name))}}}"
@@ -131,6 +149,16 @@ def _checked_keys(prefix: str, items: Sequence[tuple[str, bytes]]) -> list[str]:
     return keys
 
 
+@dataclass(frozen=True)
+class BatchView:
+    """The API's view of a saved batch, aligned with the saved items (pipeline.history)."""
+
+    history: Sequence[bytes]
+    scores: Sequence[float]
+    alerts: Sequence[bytes] = ()
+    history_length: int = 100
+
+
 class StateStore(Protocol):
     """Batched per-stream state storage.
 
@@ -145,8 +173,12 @@ class StateStore(Protocol):
         """Stored blobs, None for streams never saved."""
         ...
 
-    def save(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
-        """Write (stream, blob) pairs in order; True = written, False = refused by fencing."""
+    def save(self, items: Sequence[tuple[str, bytes]], view: BatchView | None = None) -> list[bool]:
+        """Write (stream, blob) pairs in order; True = written, False = refused by fencing.
+
+        With a view, the same call appends each accepted stream's history entry, updates
+        its latest score and adds the batch's alerts (what the API shows).
+        """
         ...
 
     def delete_all(self) -> None:
@@ -177,18 +209,30 @@ class MemoryStateStore:
         self.prefix = validate_prefix(prefix)
         self._states: dict[str, bytes] = {}
         self._meta: dict[str, bytes] = {}
+        self.history: dict[str, list[bytes]] = {}
+        self.scores: dict[str, float] = {}
+        self.alerts: list[bytes] = []
 
     def load(self, streams: Sequence[str]) -> list[bytes | None]:
         return [self._states.get(state_key(self.prefix, s)) for s in streams]
 
-    def save(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+    def save(self, items: Sequence[tuple[str, bytes]], view: BatchView | None = None) -> list[bool]:
         keys = _checked_keys(self.prefix, items)
         results = []
-        for key, (_, blob) in zip(keys, items, strict=True):
+        for i, (key, (stream, blob)) in enumerate(zip(keys, items, strict=True)):
             ok = accepts(self._states.get(key), blob)
             if ok:
                 self._states[key] = blob
+                if view is not None:
+                    if view.history_length > 0:
+                        kept = self.history.setdefault(stream, [])
+                        kept.append(view.history[i])
+                        del kept[: max(0, len(kept) - view.history_length)]
+                    self.scores[stream] = float(view.scores[i])
             results.append(ok)
+        if view is not None:
+            self.alerts.extend(view.alerts)
+            del self.alerts[: max(0, len(self.alerts) - ALERTS_KEPT)]
         return results
 
     def delete_all(self) -> None:
@@ -210,13 +254,21 @@ class MemoryStateStore:
         return self._meta.get(meta_key(self.prefix, name))
 
 
-# KEYS[i] is a state key and ARGV[i] its new blob (header already checked in Python).
+# ARGV[1] = n states, ARGV[2] = history length, ARGV[3] = alerts kept; then n blobs.
+# KEYS[1..n] are state keys (headers already checked in Python). With a view (#KEYS > n):
+# KEYS[n+1..2n] history keys, KEYS[2n+1] the scores zset, KEYS[2n+2] the alerts stream;
+# ARGV continues with n history entries, n scores, n stream ids, then the alerts.
 # Returns the 1-based indices of refused writes. Keys are handled in order, so a stream
 # that appears twice in one batch behaves as two consecutive saves.
 _FENCED_SET = """
+local n = tonumber(ARGV[1])
+local hlen = tonumber(ARGV[2])
+local kept = tonumber(ARGV[3])
+local view = #KEYS > n
 local refused = {}
-for i, key in ipairs(KEYS) do
-  local new = ARGV[i]
+for i = 1, n do
+  local key = KEYS[i]
+  local new = ARGV[3 + i]
   local old = redis.call('GET', key)
   local write = true
   if old and old ~= new and #old >= 16 and string.sub(old, 1, 2) == 'VG' then
@@ -230,8 +282,20 @@ for i, key in ipairs(KEYS) do
   end
   if write then
     redis.call('SET', key, new)
+    if view then
+      if hlen > 0 then
+        redis.call('RPUSH', KEYS[n + i], ARGV[3 + n + i])
+        redis.call('LTRIM', KEYS[n + i], -hlen, -1)
+      end
+      redis.call('ZADD', KEYS[2 * n + 1], ARGV[3 + 2 * n + i], ARGV[3 + 3 * n + i])
+    end
   else
     refused[#refused + 1] = i
+  end
+end
+if view then
+  for j = 3 + 4 * n + 1, #ARGV do
+    redis.call('XADD', KEYS[2 * n + 2], 'MAXLEN', '~', kept, '*', 'alert', ARGV[j])
   end
 end
 return refused
@@ -259,25 +323,32 @@ class RedisStateStore:
         # decode_responses=False (connect_redis) means values come back as bytes.
         return cast("list[bytes | None]", self._call(lambda: self.client.mget(keys)))
 
-    def save(self, items: Sequence[tuple[str, bytes]]) -> list[bool]:
+    def save(self, items: Sequence[tuple[str, bytes]], view: BatchView | None = None) -> list[bool]:
         if not items:
             return []
         keys = _checked_keys(self.prefix, items)
-        blobs = [blob for _, blob in items]
-        refused = self._call(lambda: self._fenced_set(keys, blobs))
+        args: list[bytes | str | float | int] = [len(items), 0, ALERTS_KEPT]
+        args += [blob for _, blob in items]
+        if view is not None:
+            streams = [stream for stream, _ in items]
+            keys += [history_key(self.prefix, s) for s in streams]
+            keys += [scores_key(self.prefix), alerts_key(self.prefix)]
+            args[1] = view.history_length
+            args += [*view.history, *view.scores, *streams, *view.alerts]
+        refused = self._call(lambda: self._fenced_set(keys, args))
         results = [True] * len(items)
         for index in refused:
             results[int(index) - 1] = False
         return results
 
-    def _fenced_set(self, keys: list[str], blobs: list[bytes]) -> list[int]:
+    def _fenced_set(self, keys: list[str], args: list[bytes | str | float | int]) -> list[int]:
         # The SHA is known locally, so the script is only sent when Redis lacks it
         # (first use, or after a restart / SCRIPT FLUSH).
         try:
-            return self.client.evalsha(_FENCED_SET_SHA, len(keys), *keys, *blobs)
+            return self.client.evalsha(_FENCED_SET_SHA, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
             self.client.script_load(_FENCED_SET)
-            return self.client.evalsha(_FENCED_SET_SHA, len(keys), *keys, *blobs)
+            return self.client.evalsha(_FENCED_SET_SHA, len(keys), *keys, *args)
 
     def _scan(self, kind: str) -> list[bytes]:
         # Matching up to the "{" means another prefix ("vigil:s" vs "vigil") never matches.

@@ -36,7 +36,7 @@ from types import FrameType
 import numpy as np
 import torch
 
-from detectors.detector import RecurrentDetector
+from detectors.detector import RecurrentDetector, StepOutput
 from detectors.state import StateFormatError
 from pipeline.alerts import Alert
 from pipeline.events import (
@@ -49,9 +49,10 @@ from pipeline.events import (
     decode_record,
     reject,
 )
+from pipeline.history import entry_json
 from pipeline.kafka_io import EventSource, Record, RecordSink
 from pipeline.settings import Settings
-from pipeline.state_store import StateStore, StoreUnavailable
+from pipeline.state_store import BatchView, StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,10 @@ class Worker:
                 records = self.source.poll(
                     self.settings.poll_timeout_ms, self.settings.max_poll_records
                 )
-                if records:
+                if records or not self.source.assignment():
+                    # Idle time counts only once the group has given us partitions.
                     last_data = time.monotonic()
+                if records:
                     self.process_with_retry(records)
                 elif idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
                     break
@@ -191,6 +194,7 @@ class Worker:
         # 3. step the detector, one batched call per round
         alerts: list[Alert] = []
         dirty = np.zeros(len(stream_ids), dtype=bool)
+        view = _ViewBuilder(len(stream_ids), s.history_length)
         rounds: list[list[int]] = []
         seen: Counter[int] = Counter()
         for j, event in enumerate(events):
@@ -209,6 +213,7 @@ class Worker:
                 states,
                 alerts,
                 rejected,
+                view,
             )
             dirty[applied] = True
 
@@ -227,14 +232,15 @@ class Worker:
 
         # 5. save changed states, fenced by offset (one round trip)
         if dirty.any():
+            changed = np.flatnonzero(dirty).tolist()
             items = list(
                 zip(
-                    [stream_ids[i] for i in np.flatnonzero(dirty)],
+                    [stream_ids[i] for i in changed],
                     self.detector.layout.encode(states[dirty]),
                     strict=True,
                 )
             )
-            written = self.store.save(items)
+            written = self.store.save(items, view.batch(changed, alerts))
             self.stats.writes_refused += written.count(False)
 
         # 6. commit offsets
@@ -280,6 +286,7 @@ class Worker:
         states: np.ndarray,
         alerts: list[Alert],
         rejected: list[Rejected],
+        view: _ViewBuilder,
     ) -> np.ndarray:
         """Apply one event per stream; returns the stream indices whose state changed."""
         sidx = np.fromiter((index[e.stream] for e in events), dtype=np.int64, count=len(events))
@@ -318,6 +325,7 @@ class Worker:
         states[sidx[good]] = new
         self.stats.applied += len(good)
         self.stats.rewarmed += int(out.rewarmed.sum())
+        view.add([events[j] for j in good.tolist()], sidx[good], out)
 
         for row in np.flatnonzero(out.alerts).tolist():
             event = events[int(good[row])]
@@ -333,6 +341,37 @@ class Worker:
                 )
             )
         return sidx[good]
+
+
+class _ViewBuilder:
+    """Collects, per stream of a batch, the history entries and latest score the API shows."""
+
+    def __init__(self, n_streams: int, history_length: int) -> None:
+        self.history_length = history_length
+        self.entries: list[list[bytes]] = [[] for _ in range(n_streams)]
+        self.scores = np.zeros(n_streams, dtype=np.float64)
+
+    def add(self, events: list[Event], stream_index: np.ndarray, out: StepOutput) -> None:
+        self.scores[stream_index] = out.scores
+        if self.history_length <= 0:
+            return
+        expected = out.expected.tolist()
+        scores = out.scores.tolist()
+        alerts = out.alerts.tolist()
+        for row, (event, i) in enumerate(zip(events, stream_index.tolist(), strict=True)):
+            n = len(event.features)
+            self.entries[i].append(
+                entry_json(event.ts_ms, event.features, list(event.values),
+                           expected[row][:n], scores[row], alerts[row])
+            )  # fmt: skip
+
+    def batch(self, changed: list[int], alerts: list[Alert]) -> BatchView:
+        return BatchView(
+            history=[b"\n".join(self.entries[i]) for i in changed],
+            scores=[float(self.scores[i]) for i in changed],
+            alerts=[a.to_json() for a in alerts],
+            history_length=self.history_length,
+        )
 
 
 def install_signal_handlers(worker: Worker) -> None:

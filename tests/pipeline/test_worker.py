@@ -169,3 +169,26 @@ def test_multivariate_streams_name_the_feature_that_broke(
     assert all(a.top_feature == "vibration" for a in at_break)
     assert all(a.meta == {"site": "plant-1"} for a in at_break)
     assert all(a.detector == f"vigil-rnn/{kind}" for a in at_break)
+
+
+def test_worker_keeps_history_scores_and_alerts_for_the_api(
+    stack: StackInfo, topic_names: Any, redis_client: Any
+) -> None:
+    from pipeline.history import alerts_key, history_key, scores_key, split_entries
+
+    s = test_settings(stack, topic_names, history_length=50)
+    create_topics(s)
+    events = sensor_events(n_streams=5, per_stream=100, spike_at=90)
+    produce(s.bootstrap_servers, s.events_topic, events)
+    _, stats = run_worker(s, len(events))
+
+    entries = split_entries(redis_client.lrange(history_key(s.redis_prefix, "s-0000"), 0, -1))
+    assert 0 < len(entries) <= 100
+    assert entries[-1].ts_ms == 1_763_700_000_000 + 99 * 60_000  # newest last
+    assert [e.ts_ms for e in entries] == sorted(e.ts_ms for e in entries)
+    assert any(e.alert for e in entries)
+    ranked = redis_client.zrevrange(scores_key(s.redis_prefix), 0, -1)
+    assert sorted(ranked) == [f"s-{i:04d}".encode() for i in range(5)]
+    kept = redis_client.xrange(alerts_key(s.redis_prefix))
+    assert len(kept) == stats.alerts
+    assert Alert.from_json(kept[0][1][b"alert"]).stream.startswith("s-")
