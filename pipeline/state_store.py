@@ -110,6 +110,11 @@ def alerts_key(prefix: str) -> str:
     return f"{validate_prefix(prefix)}:alerts"
 
 
+def metrics_key(prefix: str) -> str:
+    """The workers' counters (hash), read by the API's /metrics."""
+    return f"{validate_prefix(prefix)}:metrics"
+
+
 def meta_key(prefix: str, name: str) -> str:
     """Redis key of a small worker-wide value, e.g. the live model version."""
     return f"{validate_prefix(prefix)}:m:{{{_escape(validate_stream(name))}}}"
@@ -157,6 +162,7 @@ class BatchView:
     scores: Sequence[float]
     alerts: Sequence[bytes] = ()
     history_length: int = 100
+    metrics: Sequence[tuple[str, float | str]] = ()  # ("=name", value) sets, else increments
 
 
 class StateStore(Protocol):
@@ -212,6 +218,7 @@ class MemoryStateStore:
         self.history: dict[str, list[bytes]] = {}
         self.scores: dict[str, float] = {}
         self.alerts: list[bytes] = []
+        self.metrics: dict[str, float | str] = {}
 
     def load(self, streams: Sequence[str]) -> list[bytes | None]:
         return [self._states.get(state_key(self.prefix, s)) for s in streams]
@@ -231,6 +238,11 @@ class MemoryStateStore:
                     self.scores[stream] = float(view.scores[i])
             results.append(ok)
         if view is not None:
+            for field, amount in view.metrics:
+                if field.startswith("="):
+                    self.metrics[field[1:]] = amount
+                else:
+                    self.metrics[field] = float(self.metrics.get(field, 0.0)) + float(amount)
             self.alerts.extend(view.alerts)
             del self.alerts[: max(0, len(self.alerts) - ALERTS_KEPT)]
         return results
@@ -254,21 +266,24 @@ class MemoryStateStore:
         return self._meta.get(meta_key(self.prefix, name))
 
 
-# ARGV[1] = n states, ARGV[2] = history length, ARGV[3] = alerts kept; then n blobs.
-# KEYS[1..n] are state keys (headers already checked in Python). With a view (#KEYS > n):
-# KEYS[n+1..2n] history keys, KEYS[2n+1] the scores zset, KEYS[2n+2] the alerts stream;
-# ARGV continues with n history entries, n scores, n stream ids, then the alerts.
+# ARGV[1] = n states, ARGV[2] = history length, ARGV[3] = alerts kept, ARGV[4] = number
+# of alerts; then n blobs. KEYS[1..n] are state keys (headers already checked in Python).
+# With a view (#KEYS > n): KEYS[n+1..2n] history keys, KEYS[2n+1] the scores zset,
+# KEYS[2n+2] the alerts stream, KEYS[2n+3] the metrics hash; ARGV continues with n history
+# entries, n scores, n stream ids, the alerts, then (field, increment) metric pairs
+# (a field starting with "=" is set, not incremented).
 # Returns the 1-based indices of refused writes. Keys are handled in order, so a stream
 # that appears twice in one batch behaves as two consecutive saves.
 _FENCED_SET = """
 local n = tonumber(ARGV[1])
 local hlen = tonumber(ARGV[2])
 local kept = tonumber(ARGV[3])
+local n_alerts = tonumber(ARGV[4])
 local view = #KEYS > n
 local refused = {}
 for i = 1, n do
   local key = KEYS[i]
-  local new = ARGV[3 + i]
+  local new = ARGV[4 + i]
   local old = redis.call('GET', key)
   local write = true
   if old and old ~= new and #old >= 16 and string.sub(old, 1, 2) == 'VG' then
@@ -284,18 +299,27 @@ for i = 1, n do
     redis.call('SET', key, new)
     if view then
       if hlen > 0 then
-        redis.call('RPUSH', KEYS[n + i], ARGV[3 + n + i])
+        redis.call('RPUSH', KEYS[n + i], ARGV[4 + n + i])
         redis.call('LTRIM', KEYS[n + i], -hlen, -1)
       end
-      redis.call('ZADD', KEYS[2 * n + 1], ARGV[3 + 2 * n + i], ARGV[3 + 3 * n + i])
+      redis.call('ZADD', KEYS[2 * n + 1], ARGV[4 + 2 * n + i], ARGV[4 + 3 * n + i])
     end
   else
     refused[#refused + 1] = i
   end
 end
 if view then
-  for j = 3 + 4 * n + 1, #ARGV do
+  local first = 4 + 4 * n
+  for j = first + 1, first + n_alerts do
     redis.call('XADD', KEYS[2 * n + 2], 'MAXLEN', '~', kept, '*', 'alert', ARGV[j])
+  end
+  for j = first + n_alerts + 1, #ARGV, 2 do
+    local field = ARGV[j]
+    if string.sub(field, 1, 1) == '=' then
+      redis.call('HSET', KEYS[2 * n + 3], string.sub(field, 2), ARGV[j + 1])
+    else
+      redis.call('HINCRBYFLOAT', KEYS[2 * n + 3], field, ARGV[j + 1])
+    end
   end
 end
 return refused
@@ -324,17 +348,19 @@ class RedisStateStore:
         return cast("list[bytes | None]", self._call(lambda: self.client.mget(keys)))
 
     def save(self, items: Sequence[tuple[str, bytes]], view: BatchView | None = None) -> list[bool]:
-        if not items:
+        if not items and (view is None or not (view.alerts or view.metrics)):
             return []
         keys = _checked_keys(self.prefix, items)
-        args: list[bytes | str | float | int] = [len(items), 0, ALERTS_KEPT]
+        args: list[bytes | str | float | int] = [len(items), 0, ALERTS_KEPT, 0]
         args += [blob for _, blob in items]
         if view is not None:
             streams = [stream for stream, _ in items]
             keys += [history_key(self.prefix, s) for s in streams]
-            keys += [scores_key(self.prefix), alerts_key(self.prefix)]
-            args[1] = view.history_length
+            keys += [scores_key(self.prefix), alerts_key(self.prefix), metrics_key(self.prefix)]
+            args[1], args[3] = view.history_length, len(view.alerts)
             args += [*view.history, *view.scores, *streams, *view.alerts]
+            for field, amount in view.metrics:
+                args += [field, amount]
         refused = self._call(lambda: self._fenced_set(keys, args))
         results = [True] * len(items)
         for index in refused:

@@ -57,6 +57,8 @@ from pipeline.state_store import BatchView, StateStore, StoreUnavailable
 log = logging.getLogger(__name__)
 
 LATENCY_SAMPLES = 200_000
+BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds (seconds) of the batch-duration histogram published for Prometheus."""
 
 
 @dataclass
@@ -167,6 +169,8 @@ class Worker:
     # --- one batch ------------------------------------------------------------------
     def process(self, records: list[Record]) -> BatchOutcome:
         s = self.settings
+        started = time.perf_counter()
+        applied_before = (self.stats.applied, self.stats.replays_skipped)
         self.stats.batches += 1
         # 1. decode and validate
         events: list[Event] = []
@@ -230,18 +234,19 @@ class Worker:
         created = np.fromiter((r.timestamp for r in records), np.float64, len(records))
         self.stats.record_latency((time.time() * 1000.0 - created).tolist())
 
-        # 5. save changed states, fenced by offset (one round trip)
-        if dirty.any():
-            changed = np.flatnonzero(dirty).tolist()
-            items = list(
-                zip(
-                    [stream_ids[i] for i in changed],
-                    self.detector.layout.encode(states[dirty]),
-                    strict=True,
-                )
+        # 5. save changed states, fenced by offset, with the API's view and the batch's
+        #    counters (one round trip)
+        changed = np.flatnonzero(dirty).tolist()
+        items = list(
+            zip(
+                [stream_ids[i] for i in changed],
+                self.detector.layout.encode(states[dirty]),
+                strict=True,
             )
-            written = self.store.save(items, view.batch(changed, alerts))
-            self.stats.writes_refused += written.count(False)
+        )
+        metrics = self._batch_metrics(records, rejected, alerts, applied_before, started)
+        written = self.store.save(items, view.batch(changed, alerts, metrics))
+        self.stats.writes_refused += written.count(False)
 
         # 6. commit offsets
         offsets: dict[tuple[str, int], int] = {}
@@ -259,6 +264,30 @@ class Worker:
             for alert in alerts:
                 self.on_alert(alert)
         return BatchOutcome(alerts, rejected, offsets)
+
+    def _batch_metrics(
+        self,
+        records: list[Record],
+        rejected: list[Rejected],
+        alerts: list[Alert],
+        before: tuple[int, int],
+        started: float,
+    ) -> list[tuple[str, float | str]]:
+        """Counter increments for the shared metrics hash (read by the API's /metrics)."""
+        seconds = time.perf_counter() - started
+        metrics: list[tuple[str, float | str]] = [
+            ("records", len(records)),
+            ("applied", self.stats.applied - before[0]),
+            ("replays_skipped", self.stats.replays_skipped - before[1]),
+            ("alerts", len(alerts)),
+            ("batches", 1),
+            ("batch_seconds_sum", seconds),
+            ("=model_version", self.detector.version),
+        ]
+        metrics += [(f"batch_le_{b}", 1) for b in BATCH_BUCKETS if seconds <= b]
+        reasons = Counter(bad.reason for bad in rejected)
+        metrics += [(f"deadletter:{reason}", n) for reason, n in reasons.items()]
+        return metrics
 
     def _load(self, stream_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         layout = self.detector.layout
@@ -365,12 +394,15 @@ class _ViewBuilder:
                            expected[row][:n], scores[row], alerts[row])
             )  # fmt: skip
 
-    def batch(self, changed: list[int], alerts: list[Alert]) -> BatchView:
+    def batch(
+        self, changed: list[int], alerts: list[Alert], metrics: list[tuple[str, float | str]]
+    ) -> BatchView:
         return BatchView(
             history=[b"\n".join(self.entries[i]) for i in changed],
             scores=[float(self.scores[i]) for i in changed],
             alerts=[a.to_json() for a in alerts],
             history_length=self.history_length,
+            metrics=metrics,
         )
 
 

@@ -192,3 +192,25 @@ def test_worker_keeps_history_scores_and_alerts_for_the_api(
     kept = redis_client.xrange(alerts_key(s.redis_prefix))
     assert len(kept) == stats.alerts
     assert Alert.from_json(kept[0][1][b"alert"]).stream.startswith("s-")
+
+
+def test_worker_publishes_its_counters(
+    stack: StackInfo, topic_names: Any, redis_client: Any
+) -> None:
+    from pipeline.state_store import metrics_key
+
+    s = test_settings(stack, topic_names, topic_partitions=1)
+    create_topics(s)
+    records = sensor_events(n_streams=3, per_stream=60, spike_at=55) + [(b"x", b"{oops")]
+    produce(s.bootstrap_servers, s.events_topic, records)
+    _, stats = run_worker(s, len(records))
+    counters = {
+        k.decode(): v.decode() for k, v in redis_client.hgetall(metrics_key(s.redis_prefix)).items()
+    }
+    assert float(counters["records"]) == len(records)
+    assert float(counters["applied"]) == len(records) - 1
+    assert float(counters["deadletter:malformed_json"]) == 1
+    assert float(counters["alerts"]) == stats.alerts
+    assert float(counters["batches"]) == stats.batches
+    assert float(counters[f"batch_le_{10.0}"]) == stats.batches  # the histogram's last bucket
+    assert counters["model_version"].startswith("generic-gru-h64-")
