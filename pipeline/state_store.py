@@ -15,6 +15,7 @@ whose reply was lost (timeout, then retry) must not look like a lost partition.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import struct
@@ -84,6 +85,7 @@ def _escape(stream: str) -> str:
     return stream.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def state_key(prefix: str, stream: str) -> str:
     """Redis key of a stream's state: `{prefix}:s:{<escaped stream>}`.
 
@@ -97,6 +99,7 @@ ALERTS_KEPT = 10_000
 """Recent alerts kept in Redis for the API (the alerts topic keeps them all)."""
 
 
+@functools.lru_cache(maxsize=1 << 18)
 def history_key(prefix: str, stream: str) -> str:
     """Recent values/predictions/scores of a stream, for the API (see pipeline.history)."""
     return f"{validate_prefix(prefix)}:h:{{{_escape(validate_stream(stream))}}}"
@@ -299,8 +302,9 @@ for i = 1, n do
     redis.call('SET', key, new)
     if view then
       if hlen > 0 then
-        redis.call('RPUSH', KEYS[n + i], ARGV[4 + n + i])
-        redis.call('LTRIM', KEYS[n + i], -hlen, -1)
+        if redis.call('RPUSH', KEYS[n + i], ARGV[4 + n + i]) > hlen then
+          redis.call('LTRIM', KEYS[n + i], -hlen, -1)
+        end
       end
       redis.call('ZADD', KEYS[2 * n + 1], ARGV[4 + 2 * n + i], ARGV[4 + 3 * n + i])
     end
