@@ -79,6 +79,8 @@ class WorkerStats:
     commit_failures: int = 0
     store_retries: int = 0
     started: float = field(default_factory=time.monotonic)
+    first_batch_at: float | None = None  # monotonic time the first batch arrived
+    last_batch_done: float | None = None  # monotonic time the last batch was committed
     # record time -> its batch's alerts acknowledged by the broker, for every record: an
     # event's alert (if any) is published in that flush, so this is event-to-alert latency.
     latencies_ms: list[float] = field(default_factory=list)
@@ -170,6 +172,8 @@ class Worker:
     def process(self, records: list[Record]) -> BatchOutcome:
         s = self.settings
         started = time.perf_counter()
+        if self.stats.first_batch_at is None:
+            self.stats.first_batch_at = time.monotonic()
         applied_before = (self.stats.applied, self.stats.replays_skipped)
         self.stats.batches += 1
         # 1. decode and validate
@@ -260,6 +264,7 @@ class Worker:
             log.warning("offset commit failed (%s); the partition's new owner replays", exc)
         self.stats.records += len(records)
         self.stats.alerts += len(alerts)
+        self.stats.last_batch_done = time.monotonic()
         if self.on_alert is not None:
             for alert in alerts:
                 self.on_alert(alert)
