@@ -4,6 +4,7 @@ Each polled batch is processed and committed in this order (the numbers match th
 comments in `Worker.process`); the order is what makes "nothing lost, nothing applied
 twice" hold whatever moment a worker is killed at:
 
+0. switch to a newly promoted model version, if any (a whole batch is one model's);
 1. decode and validate every record; bad ones become dead letters with a reason;
 2. load the states of the batch's streams from Redis (one MGET);
 3. step the detector, one batched call per "round" (round k holds the k-th event of every
@@ -51,6 +52,7 @@ from pipeline.events import (
 )
 from pipeline.history import entry_json
 from pipeline.kafka_io import EventSource, Record, RecordSink
+from pipeline.model_watch import ModelWatcher
 from pipeline.settings import Settings
 from pipeline.state_store import BatchView, StateStore, StoreUnavailable
 
@@ -77,6 +79,7 @@ class WorkerStats:
     states_reset: int = 0
     writes_refused: int = 0
     commit_failures: int = 0
+    model_swaps: int = 0
     store_retries: int = 0
     started: float = field(default_factory=time.monotonic)
     first_batch_at: float | None = None  # monotonic time the first batch arrived
@@ -113,8 +116,10 @@ class Worker:
         store: StateStore,
         detector: RecurrentDetector,
         on_alert: Callable[[Alert], None] | None = None,
+        watcher: ModelWatcher | None = None,
     ) -> None:
         self.settings = settings
+        self.watcher = watcher
         self.source = source
         self.sink = sink
         self.store = store
@@ -172,6 +177,11 @@ class Worker:
     def process(self, records: list[Record]) -> BatchOutcome:
         s = self.settings
         started = time.perf_counter()
+        # 0. a newly promoted (or rolled back) model takes over at this batch boundary;
+        #    each stream's hidden state is re-warmed from its ring buffer on first touch
+        if self.watcher is not None and (new_model := self.watcher.poll()) is not None:
+            self.detector = RecurrentDetector(new_model, self.detector.params, self.settings.device)
+            self.stats.model_swaps += 1
         if self.stats.first_batch_at is None:
             self.stats.first_batch_at = time.monotonic()
         applied_before = (self.stats.applied, self.stats.replays_skipped)
