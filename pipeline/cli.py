@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", required=True, help="windows.json")
     p.add_argument("--scores", required=True, nargs="+", help="backtest output folder(s)")
     p.set_defaults(func=cmd_evaluate)
+
+    from pipeline.api.server import add_commands as add_api_commands
+
+    add_api_commands(sub)
     return parser
 
 

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     group_id: str = "vigil"
     topic_partitions: int = Field(default=4, ge=1, le=10_000)
     session_timeout_ms: int = Field(default=6000, ge=1000)
-    max_poll_records: int = Field(default=2000, ge=1, le=100_000)
+    max_poll_records: int = Field(default=10_000, ge=1, le=100_000)
     poll_timeout_ms: int = Field(default=200, ge=1)
     max_message_bytes: int = Field(default=64 * 1024, ge=256)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     kafka_sasl_username: str = ""
     kafka_sasl_password: SecretStr = SecretStr("")
     kafka_ssl_cafile: str = ""
+    kafka_backend: Literal["kafka-python", "confluent"] = Field(
+        default="kafka-python",
+        description="Kafka client library: kafka-python or confluent (librdkafka)",
+    )
 
     # --- Redis -------------------------------------------------------------------
     redis_url: SecretStr = Field(
@@ -83,8 +87,24 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int = Field(default=1, ge=1, le=256)
 
+    # --- API ---------------------------------------------------------------------
+    api_host: str = Field(default="127.0.0.1", description="non-loopback needs api_token")
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    api_token: SecretStr = Field(
+        default=SecretStr(""), description="bearer token; empty = no auth (loopback only)"
+    )
+
     # --- Trainer -----------------------------------------------------------------
     train_interval_minutes: float = Field(default=60.0, gt=0)
+    train_cron: str = Field(
+        default="", description="crontab line (5 fields); when set it replaces the interval"
+    )
+    train_max_records: int = Field(default=1_000_000, ge=100, description="history read budget")
+    train_max_seconds: float = Field(default=300.0, gt=0, description="history read time budget")
+    train_epochs: int = Field(default=12, ge=1, le=1000)
+    trainer_poll_seconds: float = Field(default=2.0, gt=0, description="on-demand request check")
+    trainer_lock_seconds: float = Field(default=60.0, ge=1, description="lock TTL, renewed")
+    model_poll_seconds: float = Field(default=2.0, ge=0, description="workers' live-model check")
 
     @field_validator("bootstrap_servers")
     @classmethod

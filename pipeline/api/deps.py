@@ -1,0 +1,81 @@
+"""What every route needs, as FastAPI `Annotated` dependencies: the context and auth.
+
+The context is built once per app (in `create_app`) and kept on `app.state`, so routes
+never read settings from the environment and tests can build as many apps as they like.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import redis
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from detectors.forecaster import LoadedModel
+from detectors.state import StateLayout
+from pipeline.serving_model import build_detector, load_shipped_model
+from pipeline.settings import Settings
+
+
+@dataclass
+class ApiContext:
+    """Settings plus the one Redis client the API shares between requests.
+
+    The model and its state layout load lazily: /healthz must answer even when the model
+    file is missing, and /readyz reports that instead of the app failing to start.
+    """
+
+    settings: Settings
+    redis: redis.Redis
+    _model: LoadedModel | None = field(default=None, repr=False)
+    _layout: StateLayout | None = field(default=None, repr=False)
+
+    def model(self) -> LoadedModel:
+        if self._model is None:
+            self._model = load_shipped_model(self.settings)
+        return self._model
+
+    def layout(self) -> StateLayout:
+        if self._layout is None:
+            self._layout = build_detector(self.settings, self.model()).layout
+        return self._layout
+
+
+def get_context(request: Request) -> ApiContext:
+    context: ApiContext = request.app.state.context
+    return context
+
+
+Context = Annotated[ApiContext, Depends(get_context)]
+
+_bearer = HTTPBearer(auto_error=False, description="the api_token setting")
+
+
+def require_token(
+    context: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Refuse the request unless it carries the configured bearer token (if one is set)."""
+    expected = context.settings.api_token.get_secret_value()
+    if not expected:
+        return
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token: send 'Authorization: Bearer <api_token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    # compare_digest: the time taken must not tell how much of a guess was right.
+    if not secrets.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "wrong bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+Authorized = [Depends(require_token)]
+"""Router-level dependency list: every route of the router needs the token."""

@@ -1,0 +1,47 @@
+"""Typed reads of what the workers keep in Redis, shared by the routes.
+
+redis-py's annotations cover every decode mode at once (bytes | str | None ...); the API
+client always returns bytes (`connect_redis`), so the casts live here, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, cast
+
+import redis
+
+SCAN_CHUNK = 500
+AlertRow = tuple[bytes, dict[bytes, bytes]]
+
+
+def ranked(
+    client: redis.Redis, key: str, high: float | str, low: float | str, start: int, num: int
+) -> list[tuple[bytes, float]]:
+    """(member, score) pairs of a sorted set by score, highest first."""
+    rows = client.zrevrangebyscore(key, high, low, start=start, num=num, withscores=True)
+    return cast("list[tuple[bytes, float]]", rows)
+
+
+def get_many(client: redis.Redis, keys: list[str]) -> list[bytes | None]:
+    return cast("list[bytes | None]", client.mget(keys)) if keys else []
+
+
+def decode_alert(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
+    """An alerts-stream entry as the alert's JSON object plus `cursor`, its entry id."""
+    body: dict[str, Any] = json.loads(fields[b"alert"])
+    body["cursor"] = entry_id.decode()
+    return body
+
+
+def alerts_newest_first(client: redis.Redis, key: str) -> Iterator[dict[str, Any]]:
+    """Every alert Redis keeps, newest first, read in chunks as the caller consumes them."""
+    upper = "+"
+    while True:
+        rows = cast("list[AlertRow]", client.xrevrange(key, max=upper, min="-", count=SCAN_CHUNK))
+        for entry_id, fields in rows:
+            yield decode_alert(entry_id, fields)
+        if len(rows) < SCAN_CHUNK:
+            return
+        upper = "(" + rows[-1][0].decode()  # exclusive range: Redis >= 6.2

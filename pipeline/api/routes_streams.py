@@ -1,0 +1,190 @@
+"""/streams: the streams most anomalous first, and one stream's recent history.
+
+The order comes from the scores sorted set the workers keep (latest score per stream);
+a stream's status comes from its state record: `warming` until it has seen more than
+`warmup_events` events, then `alerting` while its alert flag is set, else `normal`.
+Pages are taken from a live ranking, so a stream whose score changes between two
+requests can move between pages: a dashboard view, not a snapshot.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Path, Query
+
+from detectors.state import FLAG_IN_ALERT, StateFormatError
+from pipeline.api.band import BAND_K, BAND_WINDOW, expected_band
+from pipeline.api.deps import ApiContext, Authorized, Context
+from pipeline.api.reads import SCAN_CHUNK, alerts_newest_first, get_many, ranked
+from pipeline.api.schemas import (
+    BandInfo,
+    Point,
+    StreamDetail,
+    StreamPage,
+    StreamStatus,
+    StreamSummary,
+)
+from pipeline.history import HistoryEntry, alerts_key, history_key, scores_key, split_entries
+from pipeline.state_store import state_key, validate_stream
+
+router = APIRouter(tags=["streams"], dependencies=Authorized)
+
+ALERTS_PER_STREAM = 50
+
+
+def _summaries(context: ApiContext, rows: list[tuple[bytes, float]]) -> list[StreamSummary]:
+    """Join ranked (stream, score) pairs with their state records (one MGET)."""
+    streams = [raw.decode("utf-8", "surrogatepass") for raw, _ in rows]
+    prefix = context.settings.redis_prefix
+    blobs = get_many(context.redis, [state_key(prefix, s) for s in streams])
+    out = []
+    for stream, (_, score), blob in zip(streams, rows, blobs, strict=True):
+        status, count, last_ts = _state_fields(context, blob)
+        out.append(
+            StreamSummary(stream=stream, score=score, status=status, count=count,
+                          last_ts_ms=last_ts)
+        )  # fmt: skip
+    return out
+
+
+def _state_fields(context: ApiContext, blob: bytes | None) -> tuple[Any, int, int | None]:
+    """(status, count, last_ts_ms) of one stored state; decoded one by one so a record
+    from another model's layout marks only its own stream `unknown`."""
+    if blob is None:
+        return "warming", 0, None
+    try:
+        states, _ = context.layout().decode([blob])
+    except StateFormatError:
+        return "unknown", 0, None
+    state = states[0]
+    count = int(state["count"])
+    status: StreamStatus
+    if count <= context.settings.warmup_events:
+        status = "warming"
+    elif int(state["flags"]) & FLAG_IN_ALERT:
+        status = "alerting"
+    else:
+        status = "normal"
+    return status, count, int(state["last_ts"])
+
+
+@router.get("/streams", response_model=StreamPage)
+def list_streams(
+    context: Context,
+    status: Annotated[StreamStatus | None, Query(description="only streams in this status")] = None,
+    min_score: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+    max_score: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> StreamPage:
+    """Streams by latest score, highest first; filter by status and score range."""
+    if min_score is not None and max_score is not None and min_score > max_score:
+        raise HTTPException(422, "min_score must not exceed max_score")
+    key = scores_key(context.settings.redis_prefix)
+    low: float | str = "-inf" if min_score is None else min_score
+    high: float | str = "+inf" if max_score is None else max_score
+
+    if status is None:
+        total = int(context.redis.zcount(key, low, high))
+        items = _summaries(context, ranked(context.redis, key, high, low, offset, limit))
+        more = offset + len(items) < total
+        return StreamPage(items=items, offset=offset, limit=limit, total=total,
+                          next_offset=offset + len(items) if more else None)  # fmt: skip
+
+    # A status lives in the state record, not the ranking: walk the ranking in chunks.
+    items, skipped, position, exhausted = [], 0, 0, False
+    while len(items) < limit:
+        rows = ranked(context.redis, key, high, low, position, SCAN_CHUNK)
+        position += len(rows)
+        exhausted = len(rows) < SCAN_CHUNK
+        for summary in _summaries(context, rows):
+            if summary.status != status:
+                continue
+            if skipped < offset:
+                skipped += 1
+            elif len(items) < limit:
+                items.append(summary)
+        if exhausted:
+            break
+    full = len(items) == limit
+    return StreamPage(items=items, offset=offset, limit=limit, total=None,
+                      next_offset=offset + limit if full else None)  # fmt: skip
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+def _points(entries: list[HistoryEntry], features: list[str], keep: int) -> list[Point]:
+    """The last `keep` entries with a band per feature (computed over all entries)."""
+    bands = {}
+    for f in features:
+        values = np.array([e.values.get(f, np.nan) for e in entries], dtype=np.float64)
+        expected = np.array([e.expected.get(f, np.nan) for e in entries], dtype=np.float64)
+        bands[f] = expected_band(values, expected)
+    start = max(0, len(entries) - keep)
+    points = []
+    for i in range(start, len(entries)):
+        e = entries[i]
+        points.append(
+            Point(
+                ts_ms=e.ts_ms,
+                values={f: _finite(v) for f, v in e.values.items()},
+                expected={f: _finite(v) for f, v in e.expected.items()},
+                lower={f: _finite(float(bands[f][0][i])) for f in features},
+                upper={f: _finite(float(bands[f][1][i])) for f in features},
+                score=e.score,
+                alert=e.alert,
+            )
+        )
+    return points
+
+
+def _stream_alerts(context: ApiContext, stream: str, limit: int) -> list[dict[str, Any]]:
+    """The stream's alerts among those Redis keeps, newest first."""
+    key = alerts_key(context.settings.redis_prefix)
+    mine = (a for a in alerts_newest_first(context.redis, key) if a.get("stream") == stream)
+    return list(itertools.islice(mine, limit))
+
+
+@router.get("/streams/{stream_id:path}", response_model=StreamDetail)
+def stream_detail(
+    context: Context,
+    stream_id: Annotated[str, Path(description="the stream id (the Kafka record key)")],
+    points: Annotated[int, Query(ge=1, le=20_000, description="recent points to return")] = 300,
+) -> StreamDetail:
+    """Recent values, predictions with the expected band, scores and alerts of a stream."""
+    try:
+        validate_stream(stream_id)
+    except ValueError as exc:
+        raise HTTPException(422, f"invalid stream id: {exc}") from None
+    prefix = context.settings.redis_prefix
+    pipe = context.redis.pipeline(transaction=False)
+    pipe.get(state_key(prefix, stream_id))
+    pipe.lrange(history_key(prefix, stream_id), 0, -1)
+    pipe.zscore(scores_key(prefix), stream_id)
+    blob, elements, score = pipe.execute()
+    if blob is None and not elements:
+        raise HTTPException(404, f"unknown stream {stream_id!r}")
+    entries = split_entries(elements)
+    features = list(dict.fromkeys(f for e in entries for f in e.values))
+    status, count, last_ts = _state_fields(context, blob)
+    return StreamDetail(
+        stream=stream_id,
+        status=status,
+        score=score,
+        count=count,
+        last_ts_ms=last_ts,
+        features=features,
+        band=BandInfo(
+            k=BAND_K,
+            window=BAND_WINDOW,
+            method="expected ± k × 1.4826 × median |value − expected| over the previous "
+            "window points",
+        ),
+        points=_points(entries, features, points),
+        alerts=_stream_alerts(context, stream_id, ALERTS_PER_STREAM),
+    )

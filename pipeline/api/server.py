@@ -1,0 +1,66 @@
+"""`vigil api`: serve the app with uvicorn, refusing an open address without a token."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from typing import Any
+
+import uvicorn
+
+from pipeline.settings import Settings, SettingsError, load_settings
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and 127.0.0.0/8 / ::1; any other name or address is open."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name could resolve anywhere
+
+
+def check_exposure(settings: Settings, host: str) -> None:
+    if not is_loopback(host) and not settings.api_token.get_secret_value():
+        raise SettingsError(
+            f"refusing to serve the API on {host} without a token: set VIGIL_API_TOKEN "
+            "or bind to 127.0.0.1"
+        )
+
+
+def run_api(settings: Settings, host: str | None = None, port: int | None = None) -> int:
+    """Serve until interrupted; returns the exit status. Raises SettingsError (one line)
+    for an open host without a token or a missing Redis address."""
+    from pipeline.api.app import create_app
+
+    bind_host = host or settings.api_host
+    bind_port = port or settings.api_port
+    check_exposure(settings, bind_host)
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app, host=bind_host, port=bind_port, log_level="info", proxy_headers=False
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _cmd_api(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {
+        "bootstrap_servers": args.bootstrap_servers,
+        "redis_url": args.redis_url,
+        "api_host": args.host,
+        "api_port": args.port,
+    }
+    return run_api(load_settings(args.config, **overrides))
+
+
+def add_commands(subparsers: Any) -> None:
+    """Register `vigil api` on the CLI's subparsers (pipeline.cli calls this)."""
+    p = subparsers.add_parser("api", help="HTTP API, /metrics and the dashboard")
+    p.add_argument("--config", help="TOML file with settings (env VIGIL_* overrides it)")
+    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (host:port,...)")
+    p.add_argument("--redis-url", help="Redis URL (redis://host:port/db)")
+    p.add_argument("--host", help="address to bind (default: api_host, 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default: api_port, 8000)")
+    p.set_defaults(func=_cmd_api)

@@ -1,0 +1,72 @@
+"""Fixtures for the API tests: one worker run per module, and a real uvicorn server.
+
+The data comes from a real worker on the session's broker and Redis. It is built once per
+module (module scope), so these tests never use the function-scoped `redis_client`
+fixture, which would flush it; each module has its own topics and Redis prefix instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from pipeline.runtime import create_topics, open_worker
+from pipeline.settings import Settings
+from pipeline.stack import StackInfo, free_port
+from tests.pipeline.kafka_helpers import produce, sensor_events, test_settings
+
+TOKEN = "test-token-123"
+N_STREAMS = 8
+PER_STREAM = 120
+SPIKE_AT = 100
+
+
+def module_settings(stack: StackInfo, **overrides: object) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    return test_settings(stack, lambda kind: f"vigil.{kind}.api.{run}", **overrides)
+
+
+def run_worker(settings: Settings, records: int) -> None:
+    worker = open_worker(settings)
+    stats = worker.run(max_records=records, idle_exit_s=20)
+    assert stats.records == records
+
+
+@pytest.fixture(scope="module")
+def api_settings(stack: StackInfo) -> Settings:
+    """Settings (with a token) over Redis data written by a real worker."""
+    settings = module_settings(stack, api_token=TOKEN)
+    create_topics(settings)
+    events = sensor_events(N_STREAMS, PER_STREAM, seed=3, spike_at=SPIKE_AT)
+    produce(settings.bootstrap_servers, settings.events_topic, events)
+    run_worker(settings, len(events))
+    return settings
+
+
+@contextmanager
+def live_server(app: FastAPI) -> Iterator[str]:
+    """Serve the app with uvicorn on a free loopback port in a thread; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
