@@ -17,6 +17,7 @@ on one slot.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass
@@ -53,7 +54,7 @@ class HistoryEntry:
         body: dict[str, Any] = json.loads(raw)
         return cls(
             ts_ms=int(body["ts"]),
-            values={k: float(v) for k, v in body["v"].items()},
+            values={k: float("nan") if v is None else float(v) for k, v in body["v"].items()},
             expected={k: float("nan") if v is None else float(v) for k, v in body["e"].items()},
             score=float(body["s"]),
             alert=bool(body["a"]),
@@ -69,13 +70,19 @@ def _num(x: float) -> str:
     return f"{x:.6g}" if math.isfinite(x) else "null"
 
 
+@functools.lru_cache(maxsize=4096)
+def _quoted(features: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(json.dumps(f) + ":" for f in features)
+
+
 def entry_json(
     ts_ms: int, features: tuple[str, ...], values: list[float], expected: list[float],
     score: float, alert: bool,
 ) -> bytes:  # fmt: skip
     """The hot-path encoder: one compact JSON per applied event, rounded to 6 significant
     digits so a history entry stays small."""
-    v = ",".join(f"{json.dumps(f)}:{_num(x)}" for f, x in zip(features, values, strict=True))
-    e = ",".join(f"{json.dumps(f)}:{_num(x)}" for f, x in zip(features, expected, strict=True))
+    names = _quoted(features)
+    v = ",".join([q + _num(x) for q, x in zip(names, values, strict=True)])
+    e = ",".join([q + _num(x) for q, x in zip(names, expected, strict=True)])
     flag = "true" if alert else "false"
     return f'{{"ts":{ts_ms},"v":{{{v}}},"e":{{{e}}},"s":{score:.4f},"a":{flag}}}'.encode()

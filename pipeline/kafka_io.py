@@ -8,7 +8,7 @@ nothing here is specific to the local broker.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,7 +75,9 @@ class KafkaPythonSource:
         on_assign: Callable[[set[tuple[str, int]]], None] | None = None,
         on_revoke: Callable[[set[tuple[str, int]]], None] | None = None,
         client_id: str = "vigil-worker",
+        overrides: Mapping[str, Any] | None = None,
     ) -> None:
+        """`overrides`: extra KafkaConsumer options (tests use max_poll_interval_ms)."""
         self._consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap().split(","),
             group_id=settings.group_id,
@@ -88,25 +90,18 @@ class KafkaPythonSource:
             fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             **settings.kafka_security(),
+            **(overrides or {}),
         )
         self._consumer.subscribe(list(topics), listener=_Listener(on_assign, on_revoke))
 
     def poll(self, timeout_ms: int, max_records: int) -> list[Record]:
         batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)
-        records: list[Record] = []
+        records: list[Any] = []
         for tp_records in batches.values():
-            records.extend(
-                Record(
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.key,
-                    r.value,
-                    list(r.headers or ()),
-                    r.timestamp,
-                )
-                for r in tp_records
-            )
+            # kafka-python's ConsumerRecord has every field of Record (topic, partition,
+            # offset, key, value, headers, timestamp): passed through as is, because
+            # copying 30k records/s into new objects costs a visible share of a core.
+            records.extend(tp_records)
         return records
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None:
