@@ -1,16 +1,19 @@
 """`vigil bench`: how fast the worker is, measured against its own Kafka client.
 
-One run, on one pre-loaded topic:
+For each Kafka backend, in one process run, on one pre-loaded topic:
 
-1. raw consume: the same Kafka client the worker uses reads every record and does nothing
-   else — the ceiling for the worker;
+1. raw consume: the backend's client reads every record and does nothing else — the
+   ceiling for the worker;
 2. end to end: a worker (GRU, hidden 64 by default) processes the same records from a new
-   consumer group with empty Redis state: events/s and the worker/raw ratio;
-3. latency: records produced at about half the measured end-to-end rate while a worker
-   runs; p50/p99 from a record's create time to the flush of its batch's alerts;
-4. memory: Redis bytes per stream (MEMORY USAGE of the state keys) and the record size.
+   consumer group with empty Redis state: events/s, and the ratio to the raw rate;
+3. latency at 50% and 90% of that end-to-end rate: records produced at a steady rate
+   while a worker runs; p50/p99/p999 from a record's create time to the broker's
+   acknowledgement of its batch's alerts;
+4. memory: Redis bytes per stream (state key, and the API's history list), the state
+   record size, and the peak resident memory of this process (which ran the worker).
 
-Figures on a shared machine are noisy: run it several times and compare medians.
+`--scale` adds the end-to-end rate for growing stream counts. `--runs N` repeats the whole
+measurement and reports medians: these machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import resource
+import statistics
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 from kafka import KafkaProducer
@@ -29,10 +35,11 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.history import history_key
-from pipeline.kafka_io import KafkaPythonSource
-from pipeline.runtime import create_topics, open_store, open_worker
+from pipeline.runtime import create_topics, make_source, open_store, open_worker
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
+
+T0_MS = 1_763_700_000_000
 
 
 @contextlib.contextmanager
@@ -49,14 +56,15 @@ def _event_values(n_streams: int, n_events: int, seed: int) -> Iterator[tuple[st
     """Round-robin over streams: a noisy daily cycle per stream, spikes in 0.5% of events."""
     rng = np.random.default_rng(seed)
     base = rng.uniform(10, 100, n_streams)
-    t0 = 1_763_700_000_000
-    for i in range(n_events):
-        s, step = i % n_streams, i // n_streams
-        value = base[s] * (1 + 0.2 * np.sin(step / 24 * 2 * np.pi)) + rng.normal(0, 1)
-        if rng.random() < 0.005:
-            value += base[s] * 3
-        body = {"stream": f"bench-{s:06d}", "ts": t0 + step * 60_000, "value": round(value, 3)}
-        yield body["stream"], json.dumps(body, separators=(",", ":")).encode()
+    for start in range(0, n_events, 10_000):
+        idx = np.arange(start, min(n_events, start + 10_000))
+        s, step = idx % n_streams, idx // n_streams
+        value = base[s] * (1 + 0.2 * np.sin(step / 24 * 2 * np.pi)) + rng.normal(0, 1, len(idx))
+        value += np.where(rng.random(len(idx)) < 0.005, base[s] * 3, 0.0)
+        for si, st, v in zip(s.tolist(), step.tolist(), np.round(value, 3).tolist(), strict=True):
+            stream = f"bench-{si:07d}"
+            body = {"stream": stream, "ts": T0_MS + st * 60_000, "value": v}
+            yield stream, json.dumps(body, separators=(",", ":")).encode()
 
 
 def _produce(
@@ -64,7 +72,7 @@ def _produce(
 ) -> None:
     producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap().split(","), linger_ms=5, acks=1,
-        batch_size=512 * 1024,
+        batch_size=512 * 1024, enable_idempotence=False,
     )  # fmt: skip
     start = time.perf_counter()
     for n, (key, value) in enumerate(records, start=1):
@@ -77,106 +85,185 @@ def _produce(
     producer.close()
 
 
-def _raw_consume(settings: Settings, topic: str, n_events: int) -> float:
-    source = KafkaPythonSource(
-        settings.replace(group_id=f"bench-raw-{uuid.uuid4().hex[:8]}"), [topic]
-    )
+def _raw_consume(settings: Settings, n_events: int) -> float:
+    source = make_source(settings.replace(group_id=f"bench-raw-{uuid.uuid4().hex[:8]}"))
     seen, start = 0, None
+    deadline = time.monotonic() + 300
     try:
-        while seen < n_events:
+        while seen < n_events and time.monotonic() < deadline:
             records = source.poll(settings.poll_timeout_ms, settings.max_poll_records)
             if records and start is None:
                 start = time.perf_counter()
             seen += len(records)
     finally:
         source.close()
-    return seen / (time.perf_counter() - (start or time.perf_counter()))
+    return seen / max(time.perf_counter() - (start or time.perf_counter()), 1e-9)
 
 
-def _end_to_end(settings: Settings, n_events: int) -> tuple[float, dict[str, float]]:
+def _end_to_end(settings: Settings, n_events: int) -> float:
     """Events/s from the first batch's arrival to the last batch's commit."""
-    worker = open_worker(settings)
-    stats = worker.run(max_records=n_events, idle_exit_s=30)
+    stats = open_worker(settings).run(max_records=n_events, idle_exit_s=30)
     if stats.first_batch_at is None or stats.last_batch_done is None:
         raise RuntimeError("the worker processed no records")
-    elapsed = stats.last_batch_done - stats.first_batch_at
+    return stats.records / max(stats.last_batch_done - stats.first_batch_at, 1e-9)
+
+
+def _memory(settings: Settings, n_streams: int) -> dict[str, float]:
     store = open_store(settings)
-    sample = [f"bench-{s:06d}" for s in range(0, 10_000, 97)]
-    sizes = [store.stored_bytes(s) for s in sample]
-    history = [
-        store.client.memory_usage(history_key(settings.redis_prefix, s)) or 0 for s in sample
-    ]
-    memory = {
-        "redis_bytes_per_stream": float(np.median([b for b in sizes if b] or [0])),
-        "history_bytes_per_stream": float(np.median(history)),
-        "record_bytes": float(worker.detector.layout.record_bytes),
+    sample = [f"bench-{s:07d}" for s in range(0, n_streams, max(1, n_streams // 100))]
+    states = [store.stored_bytes(s) for s in sample]
+    history = [store.client.memory_usage(history_key(settings.redis_prefix, s)) or 0
+               for s in sample]  # fmt: skip
+    return {
+        "state": float(np.median([b for b in states if b] or [0])),
+        "history": float(np.median(history)),
     }
-    return stats.records / max(elapsed, 1e-9), memory
 
 
-def _latency(
-    settings: Settings, topic: str, rate: float, n_streams: int, seconds: float
-) -> tuple[float, float, int]:
-    """Latency at a steady `rate`: the worker joins its group first, then records are
-    produced; record create time -> the flush of the batch's alerts."""
-    settings = settings.replace(group_id=f"bench-lat-{uuid.uuid4().hex[:8]}")
-    worker = open_worker(settings)
-    n_events = int(rate * seconds)
+def _latency(settings: Settings, rate: float, n_streams: int, seconds: float) -> np.ndarray:
+    """Latencies (ms) at a steady `rate`: the worker joins its group first, then records
+    are produced; record create time -> acknowledgement of its batch's alerts."""
+    run = uuid.uuid4().hex[:8]
+    s = settings.replace(events_topic=f"bench.latency.{run}", group_id=f"bench-lat-{run}")
+    create_topics(s)
+    worker = open_worker(s)
+    n_events = max(1000, int(rate * seconds))
     runner = threading.Thread(
         target=worker.run, kwargs={"max_records": n_events, "idle_exit_s": 10}, daemon=True
     )
     runner.start()
-    deadline = time.monotonic() + 60
-    while not worker.source.assignment() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    if not worker.ready.wait(60):
+        raise RuntimeError("the latency worker was not assigned partitions within 60 s")
     time.sleep(0.5)  # let the first (empty) fetches settle
-    _produce(settings, topic, _event_values(n_streams, n_events, seed=2), rate)
+    _produce(s, s.events_topic, _event_values(n_streams, n_events, seed=2), rate)
     runner.join()
-    lat = np.array(worker.stats.latencies_ms or [np.nan])
-    return float(np.nanpercentile(lat, 50)), float(np.nanpercentile(lat, 99)), len(lat)
+    return np.array(worker.stats.latencies_ms or [np.nan])
+
+
+@dataclass
+class BackendResult:
+    raw: list[float] = field(default_factory=list)
+    e2e: list[float] = field(default_factory=list)
+    latency: dict[int, list[np.ndarray]] = field(default_factory=dict)  # % of peak -> runs
+
+
+def _isolated(s: Settings, tag: str) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    return s.replace(
+        events_topic=f"bench.events.{tag}.{run}",
+        alerts_topic=f"bench.alerts.{tag}.{run}",
+        deadletter_topic=f"bench.deadletter.{tag}.{run}",
+        redis_prefix=f"bench-{tag}-{run}",
+        group_id=f"bench-worker-{run}",
+    )
+
+
+def _measure_backend(
+    s: Settings, backend: str, n_streams: int, n_events: int, console: Console,
+    result: BackendResult, memory: dict[str, float],
+) -> None:  # fmt: skip
+    s = _isolated(s.replace(kafka_backend=backend), "e2e")
+    create_topics(s)
+    console.print(f"[{backend}] pre-loading {n_events:,} events over {n_streams:,} streams …")
+    _produce(s, s.events_topic, _event_values(n_streams, n_events, seed=1))
+    console.print(f"[{backend}] raw consume …")
+    result.raw.append(_raw_consume(s, n_events))
+    console.print(f"[{backend}] worker end to end …")
+    e2e = _end_to_end(s, n_events)
+    result.e2e.append(e2e)
+    memory.update(_memory(s, n_streams))
+    for share in (50, 90):
+        console.print(f"[{backend}] latency at {share}% of {e2e:,.0f} events/s …")
+        lat = _latency(s, e2e * share / 100, n_streams, seconds=8)
+        result.latency.setdefault(share, []).append(lat)
+
+
+def _scale_curve(
+    s: Settings, backend: str, sizes: list[int], console: Console
+) -> list[tuple[int, float]]:
+    curve = []
+    for n in sizes:
+        st = _isolated(s.replace(kafka_backend=backend), f"scale{n}")
+        create_topics(st)
+        n_events = max(100_000, 2 * n)
+        console.print(f"[scale] {n:,} streams, {n_events:,} events …")
+        _produce(st, st.events_topic, _event_values(n, n_events, seed=3))
+        curve.append((n, _end_to_end(st, n_events)))
+    return curve
+
+
+def _backends(requested: str) -> list[str]:
+    names = [b.strip() for b in requested.split(",") if b.strip()]
+    for name in names:
+        if name not in ("kafka-python", "confluent"):
+            raise ValueError(f"unknown backend {name!r} (kafka-python, confluent)")
+    return names
 
 
 def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     console = Console()
+    backends = _backends(args.backends)
     n_streams, n_events = args.streams, args.events
-    with _stack_for(settings.replace(hidden_size=args.hidden)) as s:
-        run = uuid.uuid4().hex[:8]
-        s = s.replace(
-            **{
-                "events_topic": f"bench.events.{run}",
-                "alerts_topic": f"bench.alerts.{run}",
-                "deadletter_topic": f"bench.deadletter.{run}",
-                "redis_prefix": f"bench-{run}",
-                "group_id": f"bench-worker-{run}",
-                "warmup_events": min(settings.warmup_events, 10),
-            }
-        )
-        create_topics(s)
-        console.print(f"pre-loading {n_events:,} events over {n_streams:,} streams …")
-        _produce(s, s.events_topic, _event_values(n_streams, n_events, seed=1))
-        console.print("raw consume …")
-        raw = _raw_consume(s, s.events_topic, n_events)
-        console.print("worker end to end …")
-        e2e, memory = _end_to_end(s, n_events)
-        console.print("latency at half load …")
-        lat_topic = f"bench.latency.{run}"
-        s_lat = s.replace(events_topic=lat_topic, redis_prefix=f"bench-lat-{run}")
-        create_topics(s_lat)
-        p50, p99, n_lat = _latency(s_lat, lat_topic, e2e * 0.5, n_streams, seconds=10)
-
-    table = Table(title=f"vigil bench — {n_streams:,} streams, GRU hidden {args.hidden}")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    table.add_row("raw consume (kafka-python)", f"{raw:,.0f} events/s")
-    table.add_row("worker end to end", f"{e2e:,.0f} events/s")
-    table.add_row("worker / raw consume", f"{e2e / raw:.2f}")
-    table.add_row(f"event→alert latency p50 ({n_lat:,} events)", f"{p50:,.1f} ms")
-    table.add_row("event→alert latency p99", f"{p99:,.1f} ms")
-    table.add_row("Redis bytes per stream (state)", f"{memory['redis_bytes_per_stream']:,.0f} B")
-    table.add_row(
-        f"Redis bytes per stream (API history, {s.history_length} batches)",
-        f"{memory['history_bytes_per_stream']:,.0f} B",
-    )
-    table.add_row("state record", f"{memory['record_bytes']:,.0f} B")
-    console.print(table)
+    results = {b: BackendResult() for b in backends}
+    memory: dict[str, float] = {}
+    curve: list[tuple[int, float]] = []
+    base = settings.replace(hidden_size=args.hidden, warmup_events=min(settings.warmup_events, 10))
+    with _stack_for(base) as s:
+        for run in range(args.runs):
+            for backend in backends:
+                console.print(f"[bold]run {run + 1}/{args.runs}[/]")
+                _measure_backend(s, backend, n_streams, n_events, console, results[backend], memory)
+        if args.scale:
+            sizes = [int(x) for x in args.scale.split(",")]
+            curve = _scale_curve(s, backends[-1], sizes, console)
+    _report(console, results, memory, curve, n_streams, args, backends[-1])
     return 0
+
+
+def _pct(runs: list[np.ndarray], q: float) -> float:
+    """Median over runs of each run's q-th percentile."""
+    return statistics.median(float(np.nanpercentile(x, q)) for x in runs)
+
+
+def _report(
+    console: Console, results: dict[str, BackendResult], memory: dict[str, float],
+    curve: list[tuple[int, float]], n_streams: int, args: argparse.Namespace, scale_backend: str,
+) -> None:  # fmt: skip
+    med = statistics.median
+    table = Table(
+        title=f"vigil bench — {n_streams:,} streams, GRU hidden {args.hidden}, "
+        f"median of {args.runs} run(s)"
+    )
+    table.add_column("measure")
+    for backend in results:
+        table.add_column(backend, justify="right")
+
+    def row(label: str, fn: object) -> None:
+        table.add_row(label, *[fn(r) for r in results.values()])  # type: ignore[operator]
+
+    row("raw consume, events/s", lambda r: f"{med(r.raw):,.0f}")
+    row("worker end to end, events/s", lambda r: f"{med(r.e2e):,.0f}")
+    row("worker / raw consume",
+        lambda r: f"{med(e / w for e, w in zip(r.e2e, r.raw, strict=True)):.2f}")  # fmt: skip
+    for share in (50, 90):
+        for q in (50, 99, 99.9):
+            row(f"latency p{q:g} at {share}% load, ms",
+                lambda r, share=share, q=q: f"{_pct(r.latency[share], q):,.1f}")  # fmt: skip
+    console.print(table)
+    mem = Table(title="memory", show_header=False)
+    mem.add_column("what")
+    mem.add_column("value", justify="right")
+    mem.add_row("Redis bytes per stream: state", f"{memory.get('state', 0):,.0f} B")
+    mem.add_row("Redis bytes per stream: API history", f"{memory.get('history', 0):,.0f} B")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    mem.add_row("peak resident memory of this process (ran the workers)", f"{peak_mb:,.0f} MB")
+    console.print(mem)
+    if curve:
+        raw = med(results[scale_backend].raw)
+        sc = Table(title=f"scale curve ({scale_backend})")
+        sc.add_column("streams", justify="right")
+        sc.add_column("events/s", justify="right")
+        sc.add_column("/ raw consume", justify="right")
+        for n, rate in curve:
+            sc.add_row(f"{n:,}", f"{rate:,.0f}", f"{rate / raw:.2f}")
+        console.print(sc)

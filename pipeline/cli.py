@@ -95,7 +95,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from pipeline.bench import run_bench
 
-    return run_bench(_settings(args), args)
+    if args.runs < 1 or args.streams < 1 or args.events < 1:
+        raise UserError("--runs, --streams and --events must be positive")
+    try:
+        return run_bench(_settings(args), args)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
@@ -147,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--streams", type=int, default=10_000)
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--backends", default="kafka-python,confluent", help="comma-separated")
+    p.add_argument("--runs", type=int, default=1, help="repeat and report medians")
+    p.add_argument("--scale", default="", help="stream counts for the scale curve, e.g. 1000,10000")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("backtest", help="replay CSV files through the detector")
@@ -165,8 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     from pipeline.api.server import add_commands as add_api_commands
+    from pipeline.cli_models import add_commands as add_model_commands
 
     add_api_commands(sub)
+    add_model_commands(sub)
     return parser
 
 
@@ -183,12 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     from kafka.errors import KafkaError
 
+    from pipeline.registry import RegistryError
     from pipeline.state_store import StoreUnavailable
     from pipeline.topics import TopicError
 
     try:
         return func(args)
-    except (SettingsError, UserError, TopicError) as exc:
+    except (SettingsError, UserError, TopicError, RegistryError) as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:

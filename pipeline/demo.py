@@ -128,7 +128,9 @@ def _status(worker: Worker, producer: _Producer, started: float) -> Panel:
     return Panel(text, title="vigil demo", border_style="cyan")
 
 
-def _summary(console: Console, worker: Worker, data: DemoData, elapsed: float, alerts: list[Alert]) -> None:
+def _summary(
+    console: Console, worker: Worker, data: DemoData, elapsed: float, alerts: list[Alert]
+) -> None:
     s = worker.stats
     table = Table(title="summary", show_header=False)
     table.add_column("what")

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from pipeline.alerts import Alert
-from pipeline.kafka_io import KafkaPythonSink, KafkaPythonSource
+from pipeline.kafka_confluent import make_sink
+from pipeline.kafka_confluent import make_source as _backend_source
+from pipeline.kafka_io import EventSource
+from pipeline.model_watch import ModelWatcher
+from pipeline.registry import ModelRegistry
 from pipeline.serving_model import build_detector
 from pipeline.settings import Settings
 from pipeline.state_store import RedisStateStore, connect_redis
@@ -33,14 +37,22 @@ def open_store(settings: Settings) -> RedisStateStore:
     return RedisStateStore(connect_redis(settings.redis_address()), settings.redis_prefix)
 
 
+def make_source(settings: Settings, client_id: str = "vigil-worker") -> EventSource:
+    """A consumer of the events topic in the worker's group, on the configured backend."""
+    return _backend_source(settings, [settings.events_topic], client_id=client_id)
+
+
 def open_worker(
     settings: Settings,
     on_alert: Callable[[Alert], None] | None = None,
     client_id: str = "vigil-worker",
 ) -> Worker:
     configure_torch(settings)
-    detector = build_detector(settings)
     store = open_store(settings)
-    sink = KafkaPythonSink(settings, client_id=f"{client_id}-out")
-    source = KafkaPythonSource(settings, [settings.events_topic], client_id=client_id)
-    return Worker(settings, source, sink, store, detector, on_alert=on_alert)
+    registry = ModelRegistry(settings, store)
+    loaded = registry.live_model()  # the live version, or the shipped generic model
+    detector = build_detector(settings, loaded)
+    watcher = ModelWatcher(settings, store, registry, current=loaded)
+    sink = make_sink(settings, client_id=f"{client_id}-out")
+    source = make_source(settings, client_id=client_id)
+    return Worker(settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher)

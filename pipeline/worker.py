@@ -127,6 +127,7 @@ class Worker:
         self.on_alert = on_alert
         self.stats = WorkerStats()
         self._stop = threading.Event()
+        self.ready = threading.Event()  # set once the group has assigned us partitions
 
     # --- the loop -------------------------------------------------------------------
     def stop(self) -> None:
@@ -145,9 +146,11 @@ class Worker:
                 records = self.source.poll(
                     self.settings.poll_timeout_ms, self.settings.max_poll_records
                 )
-                if records or not self.source.assignment():
+                if records or not self.ready.is_set():
                     # Idle time counts only once the group has given us partitions.
                     last_data = time.monotonic()
+                    if self.source.assignment():
+                        self.ready.set()
                 if records:
                     self.process_with_retry(records)
                 elif idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:

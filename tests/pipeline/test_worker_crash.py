@@ -64,22 +64,30 @@ def _applied(s: Settings) -> int:
     return int(states["count"][known].sum())
 
 
-def _wait_applied(s: Settings, at_least: int, proc: subprocess.Popen[bytes], timeout: float) -> None:
+def _wait_applied(
+    s: Settings, at_least: int, proc: subprocess.Popen[bytes], timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while _applied(s) < at_least:
-        assert proc.poll() is None, (proc.stdout.read() if proc.stdout else b"").decode() + str(_applied(s))
+        assert proc.poll() is None, (proc.stdout.read() if proc.stdout else b"").decode() + str(
+            _applied(s)
+        )
         assert time.monotonic() < deadline, f"worker did not reach {at_least} applied events"
         time.sleep(0.02)
 
 
-def _reference(stack: StackInfo, topic_names: Any, events_topic: str) -> tuple[np.ndarray, set[str]]:
+def _reference(
+    stack: StackInfo, topic_names: Any, events_topic: str
+) -> tuple[np.ndarray, set[str]]:
     ref = test_settings(stack, topic_names, events_topic=events_topic)
     create_topics(ref)
     worker = open_worker(ref)
     worker.run(max_records=N_STREAMS * PER_STREAM, idle_exit_s=30)
     states, known = _states(ref)
     assert known.all()
-    alerts = {Alert.from_json(r.value).id for r in read_all(ref.bootstrap_servers, ref.alerts_topic)}
+    alerts = {
+        Alert.from_json(r.value).id for r in read_all(ref.bootstrap_servers, ref.alerts_topic)
+    }
     return states, alerts
 
 
@@ -87,7 +95,9 @@ def _assert_same(states: np.ndarray, reference: np.ndarray) -> None:
     for name in ("partition", "offset", "count", "last_ts", "flags", "cooldown", "model_tag"):
         assert (states[name] == reference[name]).all(), name
     for name in ("hidden", "pred", "norm_mean", "norm_var", "err_mean", "err_var", "err_short"):
-        np.testing.assert_allclose(states[name], reference[name], rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(
+            states[name], reference[name], rtol=1e-4, atol=1e-4, err_msg=name
+        )
 
 
 def _setup(stack: StackInfo, topic_names: Any) -> Settings:

@@ -1,0 +1,237 @@
+"""What every fault-injection test needs: the data, worker processes and threads, the
+reference run and the exact comparison against it.
+
+A fault test runs workers over a topic while something breaks; the reference is one
+uninterrupted in-process worker over the same topic with its own group, Redis prefix and
+alerts topic. Both must end with the same offsets, counts and alert ids, and hidden
+states equal to float tolerance (a batched matmul may differ in the last bits with the
+batch's size).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from pipeline.alerts import Alert
+from pipeline.kafka_confluent import make_sink, make_source
+from pipeline.kafka_io import EventSource
+from pipeline.runtime import create_topics, open_store
+from pipeline.serving_model import build_detector
+from pipeline.settings import Settings, load_settings
+from pipeline.state_store import StateStore
+from pipeline.worker import Worker, WorkerStats
+from tests.pipeline.kafka_helpers import read_all, sensor_events
+
+N_STREAMS, PER_STREAM, SPIKE_AT = 120, 70, 60
+TOTAL = N_STREAMS * PER_STREAM
+STREAMS = [f"s-{i:04d}" for i in range(N_STREAMS)]
+LAYOUT = build_detector(load_settings(None)).layout
+
+
+def events(seed: int) -> list[tuple[bytes, bytes]]:
+    """TOTAL sensor events, round-robin over STREAMS, each stream spiking once."""
+    return sensor_events(N_STREAMS, PER_STREAM, seed=seed, spike_at=SPIKE_AT)
+
+
+def fault_settings(
+    bootstrap: str, redis_url: str, topic: Callable[[str], str], **extra: Any
+) -> Settings:
+    """Settings for one run: its own topics, group and Redis prefix."""
+    run = uuid.uuid4().hex[:8]
+    values: dict[str, Any] = {
+        "bootstrap_servers": bootstrap,
+        "redis_url": redis_url,
+        "events_topic": topic("events"),
+        "alerts_topic": topic("alerts"),
+        "deadletter_topic": topic("deadletter"),
+        "group_id": f"g-{run}",
+        "redis_prefix": f"t-{run}",
+        "topic_partitions": 4,
+        "poll_timeout_ms": 100,
+        "max_poll_records": 200,
+    }
+    values.update(extra)
+    s = load_settings(None, **values)
+    create_topics(s)
+    return s
+
+
+# --- observing a run ---------------------------------------------------------------
+
+
+def states(s: Settings) -> tuple[np.ndarray, np.ndarray]:
+    return LAYOUT.decode(open_store(s).load(STREAMS))
+
+
+def applied(s: Settings) -> int:
+    st, known = states(s)
+    return int(st["count"][known].sum())
+
+
+def alert_ids(s: Settings) -> set[str]:
+    return {Alert.from_json(r.value).id for r in read_all(s.bootstrap_servers, s.alerts_topic)}
+
+
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, alive: Callable[[], str | None]
+) -> None:
+    """Poll `condition`; fail with `what` after `timeout`, or at once when `alive()`
+    reports a dead worker (its message)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        dead = alive()
+        assert dead is None, dead
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+# --- the reference run and the comparison --------------------------------------------
+
+
+def reference(run: Settings, topic: Callable[[str], str]) -> tuple[np.ndarray, set[str]]:
+    """One uninterrupted worker over `run`'s events topic, on its own group and prefix."""
+    ref = fault_settings(
+        run.bootstrap_servers,
+        run.redis_url.get_secret_value(),
+        topic,
+        events_topic=run.events_topic,
+        max_poll_records=2000,
+    )
+    worker = in_process_worker(ref)
+    worker.run(max_records=TOTAL, idle_exit_s=30)
+    st, known = states(ref)
+    assert known.all()
+    return st, alert_ids(ref)
+
+
+def assert_same_as_reference(run: Settings, topic: Callable[[str], str]) -> None:
+    """The run's states and alerts equal one uninterrupted run's, exactly."""
+    st, known = states(run)
+    assert known.all()
+    assert int(st["count"].sum()) == TOTAL  # nothing lost, nothing applied twice
+    ref_states, ref_alerts = reference(run, topic)
+    for name in ("partition", "offset", "count", "last_ts", "flags", "cooldown", "model_tag"):
+        assert (st[name] == ref_states[name]).all(), name
+    for name in ("hidden", "pred", "norm_mean", "norm_var", "err_mean", "err_var", "err_short"):
+        np.testing.assert_allclose(st[name], ref_states[name], rtol=1e-4, atol=1e-4, err_msg=name)
+    assert alert_ids(run) == ref_alerts
+    assert len(ref_alerts) >= N_STREAMS // 2  # the spikes are there to be found
+
+
+# --- workers -------------------------------------------------------------------------
+
+
+def in_process_worker(
+    s: Settings, store: StateStore | None = None, source: EventSource | None = None
+) -> Worker:
+    return Worker(
+        s,
+        source if source is not None else make_source(s, [s.events_topic]),
+        make_sink(s),
+        store if store is not None else open_store(s),
+        build_detector(s),
+    )
+
+
+class WorkerThread:
+    """A Worker running in a thread; `error` holds whatever ended it abnormally."""
+
+    def __init__(self, worker: Worker, idle_exit_s: float | None = None) -> None:
+        self.worker = worker
+        self.error: BaseException | None = None
+        self.stats: WorkerStats | None = None
+        self._thread = threading.Thread(target=self._run, args=(idle_exit_s,), daemon=True)
+        self._thread.start()
+
+    def _run(self, idle_exit_s: float | None) -> None:
+        try:
+            self.stats = self.worker.run(idle_exit_s=idle_exit_s)
+        except BaseException as exc:
+            self.error = exc
+
+    def problem(self) -> str | None:
+        if self.error is not None:
+            return f"worker died: {self.error!r}"
+        if not self._thread.is_alive() and self.stats is None:
+            return "worker thread ended without stats"
+        return None
+
+    def stop(self, timeout: float = 30.0) -> WorkerStats:
+        self.worker.stop()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "worker did not stop"
+        assert self.error is None, f"worker died: {self.error!r}"
+        assert self.stats is not None
+        return self.stats
+
+
+def worker_env(s: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env.update(
+        VIGIL_HOME=os.environ["VIGIL_HOME"],
+        VIGIL_BOOTSTRAP_SERVERS=s.bootstrap_servers,
+        VIGIL_REDIS_URL=s.redis_url.get_secret_value(),
+        VIGIL_EVENTS_TOPIC=s.events_topic,
+        VIGIL_ALERTS_TOPIC=s.alerts_topic,
+        VIGIL_DEADLETTER_TOPIC=s.deadletter_topic,
+        VIGIL_GROUP_ID=s.group_id,
+        VIGIL_REDIS_PREFIX=s.redis_prefix,
+        VIGIL_MAX_POLL_RECORDS=str(s.max_poll_records),
+        VIGIL_POLL_TIMEOUT_MS=str(s.poll_timeout_ms),
+        VIGIL_SESSION_TIMEOUT_MS=str(s.session_timeout_ms),
+    )
+    return env
+
+
+def spawn_worker(s: Settings, idle_exit: float = 60.0) -> subprocess.Popen[bytes]:
+    """A real `vigil worker` process; its stderr goes to a pipe read when it has ended."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "worker", "--idle-exit", str(idle_exit)],
+        env=worker_env(s),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def process_problem(procs: list[subprocess.Popen[bytes]]) -> str | None:
+    """A message if any process has exited (they should all be running)."""
+    for proc in procs:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            return f"worker {proc.pid} exited with {proc.returncode}: {err[-2000:]}"
+    return None
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
+    """SIGTERM (finish the batch, commit, leave), wait, return its stderr; must exit 0."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"worker {proc.pid} did not stop on SIGTERM") from None
+    text = err.decode(errors="replace") if err else ""
+    assert proc.returncode == 0, f"worker exited with {proc.returncode}: {text[-2000:]}"
+    return text
+
+
+def kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Cleanup after a failure: no worker outlives its test."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
