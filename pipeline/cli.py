@@ -191,7 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # kafka-python logs its internal event-loop timings as warnings; not user news.
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
     func: Callable[[argparse.Namespace], int] = args.func
+    from confluent_kafka import KafkaException
     from kafka.errors import KafkaError
+
+    from pipeline.kafka_confluent import DeliveryError
 
     from pipeline.registry import RegistryError
     from pipeline.state_store import StoreUnavailable
@@ -202,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, UserError, TopicError, RegistryError) as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 2
-    except KafkaError as exc:
+    except (KafkaError, KafkaException, DeliveryError) as exc:
         print(f"vigil: Kafka error: {exc}", file=sys.stderr)
         return 3
     except StoreUnavailable as exc:
