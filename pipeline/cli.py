@@ -195,7 +195,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kafka.errors import KafkaError
 
     from pipeline.kafka_confluent import DeliveryError
-
     from pipeline.registry import RegistryError
     from pipeline.state_store import StoreUnavailable
     from pipeline.topics import TopicError
