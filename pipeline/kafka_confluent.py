@@ -99,6 +99,11 @@ class ConfluentSource:
             "heartbeat.interval.ms": max(500, settings.session_timeout_ms // 3),
             "fetch.max.bytes": 64 * 1024 * 1024,
             "max.partition.fetch.bytes": 8 * 1024 * 1024,
+            # Keep fetching ahead while the worker processes a batch: a deep local queue,
+            # and no half-second back-off after an empty fetch at the end of a partition.
+            "queued.min.messages": 500_000,
+            "fetch.error.backoff.ms": 20,
+            "fetch.wait.max.ms": 100,
             "error_cb": _log_client_error,
             **security_config(settings),
             **(overrides or {}),

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -20,9 +19,12 @@ from pipeline.settings import Settings
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One consumed record, independent of the client library."""
+class Record(NamedTuple):
+    """One consumed record, independent of the client library.
+
+    A named tuple (like kafka-python's own ConsumerRecord) because the worker builds one
+    per event: a tuple is created several times faster than a frozen dataclass.
+    """
 
     topic: str
     partition: int
