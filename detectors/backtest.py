@@ -27,8 +27,13 @@ def replay(
     detector: RecurrentDetector,
     series: Sequence[np.ndarray],
     progress: Callable[[int, int], None] | None = None,
+    ts: Sequence[np.ndarray] | None = None,
 ) -> list[SeriesResult]:
-    """series: list of [T_i, F_i] arrays (F_i <= max_features) -> one result per series."""
+    """series: list of [T_i, F_i] arrays (F_i <= max_features) -> one result per series.
+
+    ts: per series [T_i] int64 epoch milliseconds, as the worker passes event times (the
+    detector's time-of-day profile needs them); None replays without times.
+    """
     n, f_max = len(series), detector.max_features
     lengths = np.array([len(s) for s in series])
     results = [
@@ -43,6 +48,8 @@ def replay(
     for s in series:
         if s.ndim != 2 or s.shape[1] > f_max:
             raise ValueError(f"a series must be [T, F] with F <= {f_max}, got {s.shape}")
+    if ts is not None and [len(t) for t in ts] != lengths.tolist():
+        raise ValueError("ts must give one timestamp per row of each series")
     states = detector.layout.fresh(n)
     total = int(lengths.max()) if n else 0
     for t in range(total):
@@ -53,7 +60,8 @@ def replay(
             row = series[i][t]
             x[j, : len(row)] = row
             mask[j, : len(row)] = True
-        out = detector.step(x, mask, states[live])
+        now = None if ts is None else np.array([ts[i][t] for i in live.tolist()], np.int64)
+        out = detector.step(x, mask, states[live], now)
         states[live] = out.states
         for j, i in enumerate(live.tolist()):
             r, k = results[i], series[i].shape[1]

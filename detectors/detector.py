@@ -5,10 +5,12 @@ For every stream in the batch, at once:
 1. re-warm the recurrent state if it belongs to another model version (from the ring
    buffer of recent normalised inputs kept in the state);
 2. normalise x_t with the stream's running statistics from before this event;
-3. compare with the prediction made at t-1 -> per-feature error -> calibrated score;
+3. compare with the prediction made at t-1, plus the change the stream's time-of-day
+   profile (`detectors.season`) expects since the previous event -> per-feature error ->
+   calibrated score (`detectors.scoring`);
 4. apply the alert policy;
 5. advance the recurrent state one step and predict t+1;
-6. update the normalisation statistics and the ring buffer.
+6. update the normalisation statistics, the time-of-day profile and the ring buffer.
 
 No I/O, no hidden mutation: the detector holds only the (frozen) weights and parameters,
 and `step` returns new state arrays without touching its inputs. Scoring an event changes
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from detectors import season
 from detectors.forecaster import LoadedModel, pick_device
 from detectors.policy import AlertPolicy, apply_policy
 from detectors.scoring import ScoringParams, score_errors
@@ -33,6 +36,9 @@ class DetectorParams:
     norm_min_alpha: float = 1.0 / 1000  # slowest EW weight of the value statistics
     clip: float = 10.0  # normalised inputs are clipped to +-clip
     ring_len: int = 32
+    season_bins: int = 24  # time-of-day slots of the seasonal profile (0 = none)
+    season_min_alpha: float = 0.1  # slowest EW weight of a profile slot: ~10 days of memory
+    season_weight: float = 0.5  # how much of the profile's usual change the prediction adds
     scoring: ScoringParams = field(default_factory=ScoringParams)
     policy: AlertPolicy = field(default_factory=AlertPolicy)
 
@@ -112,7 +118,9 @@ class RecurrentDetector:
         self.device = pick_device(device)
         self.model = loaded.model.to(self.device).eval()
         cfg = loaded.config
-        self.layout = StateLayout(cfg.state_size, cfg.max_features, self.params.ring_len)
+        self.layout = StateLayout(
+            cfg.state_size, cfg.max_features, self.params.ring_len, self.params.season_bins
+        )
 
     @property
     def version(self) -> str:
@@ -148,8 +156,18 @@ class RecurrentDetector:
         states["model_tag"] = self.loaded.tag
         return states
 
-    def step(self, x: np.ndarray, mask: np.ndarray, states: np.ndarray) -> StepOutput:
-        """x [B, F] float, mask [B, F] bool (feature slots in use), states [B] -> StepOutput."""
+    def step(
+        self,
+        x: np.ndarray,
+        mask: np.ndarray,
+        states: np.ndarray,
+        ts_ms: np.ndarray | None = None,
+    ) -> StepOutput:
+        """x [B, F] float, mask [B, F] bool (feature slots in use), states [B] -> StepOutput.
+
+        ts_ms [B] int64 epoch milliseconds of each event feeds the time-of-day profile;
+        without it the profile stays empty (no seasonal correction).
+        """
         p = self.params
         x = np.where(mask, x, 0.0).astype(np.float32)
         count = states["count"].astype(np.int64)
@@ -162,15 +180,42 @@ class RecurrentDetector:
         mean, var = states["norm_mean"], states["norm_var"]
         z_full = surprise(x, mask, mean, var, count)
         z = np.clip(z_full, -p.clip, p.clip)
-        pred = states["pred"]
+        now = None if ts_ms is None or p.season_bins == 0 else np.asarray(ts_ms, np.int64)
+        shift = np.zeros_like(z)
+        if now is not None:
+            lo, hi, upper_w = season.position(now, p.season_bins)
+            usual_now = season.value(states["season"], lo, hi, upper_w)
+            usual_then = season.value(
+                states["season"], *season.position(states["last_ts"], p.season_bins)
+            )
+            # The model predicts as if the day had no shape; the profile adds the change
+            # this stream usually makes between the previous event's time of day and now.
+            shift = np.where((count > 0)[:, None] & mask, usual_now - usual_then, 0.0)
+        pred = states["pred"] + p.season_weight * shift
         expected = (mean + _std(var, mean) * pred) * mask
         err = np.abs(z_full - pred) * mask
         n_present = np.maximum(mask.sum(axis=1), 1)
         error = np.where(count == 0, 0.0, err.sum(axis=1) / n_present)
         top = err.argmax(axis=1)
 
-        score, short, e_mean, e_var = score_errors(
-            error, count, states["err_short"], states["err_mean"], states["err_var"], p.scoring
+        sp = p.scoring
+        n_extra = len(sp.extra_alphas)
+        ev = states["evidence"][:, : 3 * n_extra].reshape(len(error), 3, n_extra)
+        channels = score_errors(
+            error,
+            count,
+            np.concatenate([states["err_short"][:, None], ev[:, 0]], axis=1),
+            np.concatenate([states["err_mean"][:, None], ev[:, 1]], axis=1),
+            np.concatenate([states["err_var"][:, None], ev[:, 2]], axis=1),
+            sp,
+            np.array((sp.short_alpha, *sp.extra_alphas), dtype=np.float32),
+            np.array((sp.decades, *sp.extra_decades)),
+        )
+        score = channels[0].max(axis=1)
+        short, e_mean, e_var = (c[:, 0] for c in channels[1:])
+        evidence = states["evidence"].copy()
+        evidence[:, : 3 * n_extra] = np.stack([c[:, 1:] for c in channels[1:]], 1).reshape(
+            len(error), -1
         )
         score = np.where(count + 1 > p.policy.warmup, score, 0.0).astype(np.float32)
         alerts, flags, cooldown = apply_policy(
@@ -179,11 +224,24 @@ class RecurrentDetector:
 
         next_pred, hidden = self._run(z, mask, states["hidden"])
         new_mean, new_var = update_stats(x, mask, mean, var, count, p.norm_min_alpha)
+        if now is not None:
+            states["season"], states["season_visits"] = season.update(
+                states["season"],
+                states["season_visits"],
+                lo,
+                hi,
+                upper_w,
+                z,
+                mask & (count > 0)[:, None],
+                p.season_min_alpha,
+            )
+            states["last_ts"] = now
 
         states["pred"] = np.where(mask, next_pred, 0.0)
         states["hidden"] = hidden
         states["norm_mean"], states["norm_var"] = new_mean, new_var
         states["err_short"], states["err_mean"], states["err_var"] = short, e_mean, e_var
+        states["evidence"] = evidence
         states["flags"], states["cooldown"] = flags, cooldown
         states["ring"][:, :-1] = states["ring"][:, 1:]
         states["ring"][:, -1] = z

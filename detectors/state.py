@@ -2,9 +2,10 @@
 
 Every stream's record holds what is specific to that stream: where it is in Kafka (the
 fencing header the Redis store checks), which model version its hidden state belongs to,
-normalisation and error statistics, the recurrent state, the prediction made for the next
-event, the alert policy's memory, and a ring buffer of recent normalised inputs from which
-a new model version re-warms the hidden state.
+normalisation and error statistics, a time-of-day profile (`detectors.season`), the
+recurrent state, the prediction made for the next event, the alert policy's memory, and a
+ring buffer of recent model inputs from which a new model version re-warms the hidden
+state. Layout 2 added the profile and the extra scoring statistics.
 
 The record is a numpy structured dtype, so a whole batch of B records converts to and
 from one contiguous buffer without a per-field Python loop.
@@ -22,9 +23,10 @@ from functools import cached_property
 import numpy as np
 
 MAGIC = b"VG"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 HEADER_BYTES = 16
 FLAG_IN_ALERT = 1
+EVIDENCE_FIELDS = 6  # spare scoring statistics (see detectors.scoring), zero when fresh
 
 
 class StateFormatError(ValueError):
@@ -38,10 +40,11 @@ class StateLayout:
     state_size: int
     max_features: int
     ring_len: int = 32
+    season_bins: int = 24
 
     @cached_property
     def dtype(self) -> np.dtype:
-        f, k = self.max_features, self.ring_len
+        f, k, s = self.max_features, self.ring_len, self.season_bins
         return np.dtype(
             [
                 ("magic", "S2"),
@@ -61,6 +64,9 @@ class StateLayout:
                 ("err_short", "<f4"),
                 ("err_mean", "<f4"),
                 ("err_var", "<f4"),
+                ("evidence", "<f4", (EVIDENCE_FIELDS,)),
+                ("season_visits", "u1", (s,)),
+                ("season", "<f2", (s, f)),
                 ("ring", "<f2", (k, f)),
                 ("hidden", "<f4", (self.state_size,)),
             ]

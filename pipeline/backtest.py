@@ -144,6 +144,22 @@ def read_csv(path: Path, max_features: int) -> Series:
     return Series(stamps, columns, raw, values)
 
 
+def epoch_ms(stamps: list[str], path: Path) -> npt.NDArray[np.int64]:
+    """Timestamps (ISO 8601, or epoch seconds/ms as numbers) -> int64 epoch milliseconds.
+
+    The detector's time-of-day profile needs event times, as the worker passes them.
+    """
+    try:
+        numbers = np.array(stamps, dtype=np.float64)
+    except ValueError:
+        try:
+            return np.array(stamps, dtype="datetime64[ms]").astype(np.int64)
+        except ValueError:
+            raise BacktestError(f"{path}: timestamps must be ISO 8601 or epoch numbers") from None
+    # Epoch seconds until about the year 2286; larger numbers are already milliseconds.
+    return np.where(numbers < 1e10, numbers * 1000.0, numbers).astype(np.int64)
+
+
 # --- writing ---------------------------------------------------------------------------
 
 
@@ -220,7 +236,8 @@ def _replay_group(
         report(live - done)
         done = live
 
-    results = replay(detector, [s.values for s in series], progress)
+    times = [epoch_ms(s.timestamps, f.path) for s, f in zip(series, files, strict=True)]
+    results = replay(detector, [s.values for s in series], progress, times)
     for target, s, r in zip(targets, series, results, strict=True):
         scores = np.where(r.alerts, r.scores, 0.0) if fmt == "nab" else r.scores
         write_result(target, s, scores, r.expected, fmt, r.alerts)

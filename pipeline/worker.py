@@ -365,7 +365,7 @@ class Worker:
             values = events[j].values
             x[row, : len(values)] = values
             mask[row, : len(values)] = True
-        out = self.detector.step(x, mask, st[good])
+        out = self.detector.step(x, mask, st[good], ts[good])
         new = out.states
         new["partition"], new["offset"], new["last_ts"] = part[good], offs[good], ts[good]
         new["feature_tag"] = ftag[good]

@@ -84,3 +84,19 @@ def test_warmup_never_alerts_and_a_spike_does(loaded: LoadedModel) -> None:
         assert r.scores[300] > 0.9
         assert r.alerts[300]
         assert r.scores.min() >= 0.0 and r.scores.max() <= 1.0
+
+
+def test_timestamps_feed_the_profile_and_a_batch_matches_single_streams(
+    loaded: LoadedModel,
+) -> None:
+    det = RecurrentDetector(loaded)
+    data = streams(3, 600, seed=4)
+    ts = [np.arange(600, dtype=np.int64) * 300_000 + i * 7_000_000 for i in range(3)]
+    together = replay(det, [data[:, i : i + 1] for i in range(3)], ts=ts)
+    for i in range(3):
+        alone = replay(det, [data[:, i : i + 1]], ts=[ts[i]])[0]
+        np.testing.assert_allclose(alone.scores, together[i].scores, atol=1e-4)
+    without = replay(det, [data[:, 0:1]])[0]
+    assert not np.allclose(without.expected[400:], together[0].expected[400:])
+    with pytest.raises(ValueError, match="one timestamp per row"):
+        replay(det, [data[:, 0:1]], ts=[ts[0][:10]])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.state import HEADER_BYTES, MAGIC, StateFormatError, StateLayout
+from detectors.state import HEADER_BYTES, LAYOUT_VERSION, MAGIC, StateFormatError, StateLayout
 
 
 def random_states(layout: StateLayout, n: int, seed: int = 0) -> np.ndarray:
@@ -46,6 +46,9 @@ def test_header_is_the_fixed_16_bytes_and_record_stays_small() -> None:
     assert [fields[k][1] for k in ("magic", "layout", "partition", "offset")] == [0, 2, 4, 8]
     assert fields["model_tag"][1] == HEADER_BYTES
     assert layout.record_bytes <= 900
+    # Layout 2 carries the time-of-day profile; older records are refused by their size.
+    assert layout.fresh(1)["layout"][0] == LAYOUT_VERSION == 2
+    assert layout.dtype["season"].shape == (24, 4)
 
 
 def test_wrong_size_or_magic_is_refused() -> None:

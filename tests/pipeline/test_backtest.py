@@ -116,3 +116,16 @@ def test_missing_path_and_unknown_detector(
     good.write_text("timestamp,value\n1,2\n")
     assert main(["backtest", str(good), "--out", str(tmp_path / "o"), "--detector", "x"]) == 2
     assert "unknown detector 'x'" in capsys.readouterr().err
+
+
+def test_timestamps_become_epoch_milliseconds() -> None:
+    from pipeline.backtest import BacktestError, epoch_ms
+
+    iso = epoch_ms(["2014-07-01 00:00:00", "2014-07-01T00:30:00"], Path("f.csv"))
+    assert iso.tolist() == [1404172800000, 1404174600000]
+    assert epoch_ms(["1404172800", "1404172800500"], Path("f.csv")).tolist() == [
+        1404172800000,
+        1404172800500,
+    ]
+    with pytest.raises(BacktestError, match=r"f\.csv: timestamps"):
+        epoch_ms(["yesterday"], Path("f.csv"))
