@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
@@ -65,6 +67,11 @@ def cmd_stack(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    # A SIGTERM while torch and the clients load must still mean "stop cleanly".
+    early_stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: early_stop.set())
+
     from pipeline.runtime import create_topics, open_worker
     from pipeline.worker import install_signal_handlers
 
@@ -72,6 +79,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
     create_topics(settings)
     worker = open_worker(settings)
     install_signal_handlers(worker)
+    if early_stop.is_set():
+        worker.stop()
     logging.getLogger(__name__).info(
         "worker in group %s on %s, model %s",
         settings.group_id,

@@ -253,6 +253,8 @@ def _stream(field: Any, key: bytes | None) -> str:
 def _timestamp(ts: Any) -> int:
     kind = type(ts)
     if kind is int or kind is float:
+        if not -1e15 < ts < 1e15:  # far outside 1970-2200 in s or ms; also keeps round() finite
+            _fail(BAD_TIMESTAMP, f"'ts' {_clip(ts)} is before 1970 or after the year 2200")
         scaled = ts if ts >= EPOCH_MS_FROM else ts * 1000
         ms = scaled if kind is int else round(scaled)
     elif kind is str:
