@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -57,6 +58,8 @@ from pipeline.settings import Settings
 from pipeline.state_store import BatchView, StateStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 LATENCY_SAMPLES = 200_000
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -92,6 +95,24 @@ class WorkerStats:
         self.latencies_ms.extend(values)
         if len(self.latencies_ms) > LATENCY_SAMPLES:
             del self.latencies_ms[: len(self.latencies_ms) - LATENCY_SAMPLES]
+
+
+DEADLETTER_MAX_BYTES = 512 * 1024
+"""A dead letter's value is the original bytes, cut to this size: a record near the
+broker's size limit plus our headers would otherwise be refused by the broker, and the
+worker would fail on it at every restart (a poison pill)."""
+
+
+def deadletter_record(bad: Rejected) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of the dead-letter copy of a rejected record."""
+    value = bad.raw_value or b""
+    key = bad.raw_key
+    headers = deadletter_headers(bad)
+    if len(value) > DEADLETTER_MAX_BYTES or (key is not None and len(key) > DEADLETTER_MAX_BYTES):
+        headers.append(("vigil.truncated", f"{len(value)},{len(key or b'')}".encode()))
+        value = value[:DEADLETTER_MAX_BYTES]
+        key = None if key is None else key[:DEADLETTER_MAX_BYTES]
+    return key, value, headers
 
 
 def feature_tag(features: tuple[str, ...]) -> int:
@@ -163,12 +184,19 @@ class Worker:
         return self.stats
 
     def process_with_retry(self, records: list[Record]) -> None:
-        """Process a batch; while Redis is unreachable, wait and retry without committing."""
+        """Process a batch; while Redis is unreachable, wait and retry without committing.
+
+        Loading fails before anything is published, so the whole batch is retried; a
+        failed save is retried on its own (`_save`), so alerts and dead letters already
+        acknowledged by the broker are not sent again.
+        """
+        self._with_backoff(lambda: self.process(records))
+
+    def _with_backoff(self, action: Callable[[], _T]) -> _T:
         delay = 0.1
         while True:
             try:
-                self.process(records)
-                return
+                return action()
             except StoreUnavailable as exc:
                 self.stats.store_retries += 1
                 log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
@@ -242,9 +270,7 @@ class Worker:
         for alert in alerts:
             self.sink.send(s.alerts_topic, alert.stream.encode(), alert.to_json())
         for bad in rejected:
-            self.sink.send(
-                s.deadletter_topic, bad.raw_key, bad.raw_value or b"", deadletter_headers(bad)
-            )
+            self.sink.send(s.deadletter_topic, *deadletter_record(bad))
             self.stats.deadletters[bad.reason] += 1
         if alerts or rejected:
             self.sink.flush()
@@ -262,7 +288,8 @@ class Worker:
             )
         )
         metrics = self._batch_metrics(records, rejected, alerts, applied_before, started)
-        written = self.store.save(items, view.batch(changed, alerts, metrics))
+        batch_view = view.batch(changed, alerts, metrics)
+        written = self._with_backoff(lambda: self.store.save(items, batch_view))
         self.stats.writes_refused += written.count(False)
 
         # 6. commit offsets

@@ -214,3 +214,20 @@ def test_worker_publishes_its_counters(
     assert float(counters["batches"]) == stats.batches
     assert float(counters[f"batch_le_{10.0}"]) == stats.batches  # the histogram's last bucket
     assert counters["model_version"].startswith("generic-gru-h64-")
+
+
+def test_a_record_near_the_broker_limit_is_dead_lettered_cut_not_fatal(
+    stack: StackInfo, topic_names: Any
+) -> None:
+    s = test_settings(stack, topic_names, topic_partitions=1)
+    create_topics(s)
+    huge = b'{"stream": "k", "ts": 1763700000, "value": 1, "pad": "' + b"x" * 900_000 + b'"}'
+    records = [(b"k", huge), *sensor_events(n_streams=1, per_stream=3, spike_at=None)]
+    produce(s.bootstrap_servers, s.events_topic, records)
+    _, stats = run_worker(s, len(records))
+    assert stats.applied == 3
+    dead = read_all(s.bootstrap_servers, s.deadletter_topic, expect=1)
+    headers = dict(dead[0].headers)
+    assert headers["vigil.reason"] == b"oversized"
+    assert headers["vigil.truncated"] == f"{len(huge)},1".encode()
+    assert dead[0].value == huge[: 512 * 1024]
