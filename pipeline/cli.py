@@ -199,6 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.verbose:
         # kafka-python logs its internal event-loop timings as warnings; not user news.
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
+        logging.getLogger("confluent_kafka").setLevel(logging.CRITICAL)
     func: Callable[[argparse.Namespace], int] = args.func
     from confluent_kafka import KafkaException
     from kafka.errors import KafkaError

@@ -63,6 +63,11 @@ def security_config(settings: Settings) -> dict[str, str]:
     return config
 
 
+# librdkafka's own log lines go through Python logging (not straight to stderr), so the
+# CLI's log level applies to them like to everything else.
+_LIBRDKAFKA_LOG = logging.getLogger("confluent_kafka.librdkafka")
+
+
 def _log_client_error(error: KafkaError) -> None:
     """librdkafka's global error callback: it reconnects by itself, so this only informs."""
     if error.fatal():
@@ -105,6 +110,7 @@ class ConfluentSource:
             "fetch.error.backoff.ms": 20,
             "fetch.wait.max.ms": 100,
             "error_cb": _log_client_error,
+            "logger": _LIBRDKAFKA_LOG,
             **security_config(settings),
             **(overrides or {}),
         }
@@ -195,6 +201,8 @@ class ConfluentSink:
                 "linger.ms": 5,
                 "message.max.bytes": max(1024 * 1024, settings.max_message_bytes * 2),
                 "error_cb": _log_client_error,
+                "logger": _LIBRDKAFKA_LOG,
+            "logger": _LIBRDKAFKA_LOG,
                 **security_config(settings),
             }
         )
