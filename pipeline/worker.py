@@ -24,6 +24,7 @@ so nothing is committed that was not applied.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -115,6 +116,7 @@ def deadletter_record(bad: Rejected) -> tuple[bytes | None, bytes, list[tuple[st
     return key, value, headers
 
 
+@functools.lru_cache(maxsize=4096)
 def feature_tag(features: tuple[str, ...]) -> int:
     return zlib.crc32("\x1f".join(features).encode("utf-8", "surrogatepass"))
 
@@ -235,34 +237,18 @@ class Worker:
                 rejected.append(result)
 
         # 2. load the batch's stream states (one round trip)
-        stream_ids = list(dict.fromkeys(e.stream for e in events))
-        index = {sid: i for i, sid in enumerate(stream_ids)}
-        states, known = self._load(stream_ids)
+        cols = _Columns.of(events, self.detector.max_features)
+        states, known = self._load(cols.stream_ids)
         self.stats.streams_created += int((~known).sum())
 
         # 3. step the detector, one batched call per round
         alerts: list[Alert] = []
-        dirty = np.zeros(len(stream_ids), dtype=bool)
-        view = _ViewBuilder(len(stream_ids), s.history_length)
-        rounds: list[list[int]] = []
-        seen: Counter[int] = Counter()
-        for j, event in enumerate(events):
-            sid = index[event.stream]
-            k = seen[sid]
-            seen[sid] += 1
-            if k == len(rounds):
-                rounds.append([])
-            rounds[k].append(j)
-        for members in rounds:
+        dirty = np.zeros(len(cols.stream_ids), dtype=bool)
+        view = _ViewBuilder(len(cols.stream_ids), s.history_length)
+        for members in cols.rounds():
             self.stats.rounds += 1
             applied = self._apply_round(
-                [events[j] for j in members],
-                [event_records[j] for j in members],
-                index,
-                states,
-                alerts,
-                rejected,
-                view,
+                members, events, event_records, cols, states, alerts, rejected, view
             )
             dirty[applied] = True
 
@@ -282,7 +268,7 @@ class Worker:
         changed = np.flatnonzero(dirty).tolist()
         items = list(
             zip(
-                [stream_ids[i] for i in changed],
+                [cols.stream_ids[i] for i in changed],
                 self.detector.layout.encode(states[dirty]),
                 strict=True,
             )
@@ -354,20 +340,22 @@ class Worker:
 
     def _apply_round(
         self,
-        events: list[Event],
-        records: list[Record],
-        index: dict[str, int],
+        members: np.ndarray,
+        all_events: list[Event],
+        all_records: list[Record],
+        cols: _Columns,
         states: np.ndarray,
         alerts: list[Alert],
         rejected: list[Rejected],
         view: _ViewBuilder,
     ) -> np.ndarray:
-        """Apply one event per stream; returns the stream indices whose state changed."""
-        sidx = np.fromiter((index[e.stream] for e in events), dtype=np.int64, count=len(events))
-        part = np.fromiter((e.partition for e in events), dtype=np.int64, count=len(events))
-        offs = np.fromiter((e.offset for e in events), dtype=np.int64, count=len(events))
-        ts = np.fromiter((e.ts_ms for e in events), dtype=np.int64, count=len(events))
-        ftag = np.fromiter((feature_tag(e.features) for e in events), np.uint32, len(events))
+        """Apply one event per stream (`members`: indices into the batch's events);
+        returns the stream indices whose state changed."""
+        sidx, part, offs = cols.sidx[members], cols.part[members], cols.offs[members]
+        ts, ftag = cols.ts[members], cols.ftag[members]
+        member_list = members.tolist()
+        events = [all_events[j] for j in member_list]
+        records = [all_records[j] for j in member_list]
         st = states[sidx]
         started = st["count"] > 0
         replay = (st["partition"] == part) & (offs <= st["offset"])
@@ -385,13 +373,7 @@ class Worker:
         if len(good) == 0:
             return np.zeros(0, dtype=np.int64)
 
-        f_max = self.detector.max_features
-        x = np.zeros((len(good), f_max), dtype=np.float32)
-        mask = np.zeros((len(good), f_max), dtype=bool)
-        for row, j in enumerate(good.tolist()):
-            values = events[j].values
-            x[row, : len(values)] = values
-            mask[row, : len(values)] = True
+        x, mask = cols.x[members[good]], cols.mask[members[good]]
         out = self.detector.step(x, mask, st[good], ts[good])
         new = out.states
         new["partition"], new["offset"], new["last_ts"] = part[good], offs[good], ts[good]
@@ -415,6 +397,70 @@ class Worker:
                 )
             )
         return sidx[good]
+
+
+@dataclass
+class _Columns:
+    """A batch's events as arrays, built in one pass, so each round is pure indexing."""
+
+    stream_ids: list[str]
+    sidx: np.ndarray  # stream index per event
+    round_of: np.ndarray  # k for the k-th event of its stream in the batch
+    part: np.ndarray
+    offs: np.ndarray
+    ts: np.ndarray
+    ftag: np.ndarray
+    x: np.ndarray  # [n, max_features] values in their slots
+    mask: np.ndarray  # [n, max_features] slots in use
+
+    @classmethod
+    def of(cls, events: list[Event], max_features: int) -> _Columns:
+        n = len(events)
+        index: dict[str, int] = {}
+        seen: list[int] = []
+        sidx, round_of = [0] * n, [0] * n
+        part, offs, ts, ftag = [0] * n, [0] * n, [0] * n, [0] * n
+        values = []
+        for j, e in enumerate(events):
+            i = index.get(e.stream)
+            if i is None:
+                i = index[e.stream] = len(seen)
+                seen.append(0)
+            sidx[j], round_of[j] = i, seen[i]
+            seen[i] += 1
+            part[j], offs[j], ts[j] = e.partition, e.offset, e.ts_ms
+            ftag[j] = feature_tag(e.features)
+            values.append(e.values)
+        x = np.zeros((n, max_features), dtype=np.float32)
+        mask = np.zeros((n, max_features), dtype=bool)
+        widths = np.fromiter(map(len, values), dtype=np.int64, count=n)
+        if n and (widths == 1).all():
+            x[:, 0] = [v[0] for v in values]
+            mask[:, 0] = True
+        else:
+            for j, v in enumerate(values):
+                x[j, : len(v)] = v
+                mask[j, : len(v)] = True
+        return cls(
+            stream_ids=list(index),
+            sidx=np.array(sidx, dtype=np.int64),
+            round_of=np.array(round_of, dtype=np.int64),
+            part=np.array(part, dtype=np.int64),
+            offs=np.array(offs, dtype=np.int64),
+            ts=np.array(ts, dtype=np.int64),
+            ftag=np.array(ftag, dtype=np.uint32),
+            x=x,
+            mask=mask,
+        )
+
+    def rounds(self) -> list[np.ndarray]:
+        """Event indices of round 0, 1, ...: each round has at most one event per stream,
+        in batch (= offset) order within each stream."""
+        if len(self.round_of) == 0:
+            return []
+        order = np.argsort(self.round_of, kind="stable")
+        counts = np.bincount(self.round_of)
+        return np.split(order, np.cumsum(counts)[:-1])
 
 
 class _ViewBuilder:
