@@ -6,8 +6,10 @@ For every stream in the batch, at once:
    buffer of recent normalised inputs kept in the state);
 2. normalise x_t with the stream's running statistics from before this event;
 3. compare with the prediction made at t-1, plus the change the stream's time-of-day
-   profile (`detectors.season`) expects since the previous event -> per-feature error ->
-   calibrated score (`detectors.scoring`);
+   profile (`detectors.season`) expects since the previous event -> per-feature error
+   (asinh-compressed) -> calibrated score (`detectors.scoring`); a second evidence source,
+   the distance of x_t from the profile's usual value at this time of day, is scored the
+   same way and the larger score wins;
 4. apply the alert policy;
 5. advance the recurrent state one step and predict t+1;
 6. update the normalisation statistics, the time-of-day profile and the ring buffer.
@@ -35,10 +37,20 @@ from detectors.state import StateLayout
 class DetectorParams:
     norm_min_alpha: float = 1.0 / 1000  # slowest EW weight of the value statistics
     clip: float = 10.0  # normalised inputs are clipped to +-clip
-    ring_len: int = 32
+    ring_len: int = 16
     season_bins: int = 24  # time-of-day slots of the seasonal profile (0 = none)
     season_min_alpha: float = 0.1  # slowest EW weight of a profile slot: ~10 days of memory
     season_weight: float = 0.5  # how much of the profile's usual change the prediction adds
+    # The level channel: how far x_t is from what the profile says is usual at this time of
+    # day, scored against the stream's own history of that distance. It sees a day with
+    # the wrong shape (a missing or a too-high daily peak) that one-step errors cannot.
+    level_alpha: float = 0.25  # EW weight of the newest distance
+    level_decades: float = 14.0
+    level_ready: int = 24  # visits both profile slots need before their distance counts
+    # Errors e -> c * asinh(e / c) (0 = off): linear for small errors, logarithmic for
+    # large ones, so bursty streams (tweet counts) with frequent huge errors keep a spread
+    # a Gaussian tail fits, and one burst does not saturate every channel.
+    compress: float = 1.0
     scoring: ScoringParams = field(default_factory=ScoringParams)
     policy: AlertPolicy = field(default_factory=AlertPolicy)
 
@@ -156,6 +168,43 @@ class RecurrentDetector:
         states["model_tag"] = self.loaded.tag
         return states
 
+    def _level(
+        self,
+        z_full: np.ndarray,
+        mask: np.ndarray,
+        states: np.ndarray,
+        lo_hi_w: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Score the distance of x_t from the profile -> (score, level_count, level_err).
+
+        Only once both profile slots around x_t have seen `level_ready` events does the
+        distance count (and get learned): an unfinished profile is far from everything.
+        """
+        p = self.params
+        b = len(z_full)
+        count, err = states["level_count"].astype(np.int64), states["level_err"]
+        if lo_hi_w is None:
+            return np.zeros(b, np.float32), count, err
+        lo, hi, upper_w = lo_hi_w
+        rows = np.arange(b)
+        visits = np.minimum(states["season_visits"][rows, lo], states["season_visits"][rows, hi])
+        ready = (visits >= p.level_ready) & (states["count"] > 0)
+        usual = season.value(states["season"], lo, hi, upper_w)
+        dist = (np.abs(z_full - usual) * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+        score, short, e_mean, e_var = score_errors(
+            dist,
+            count,
+            err[:, 0],
+            err[:, 1],
+            err[:, 2],
+            p.scoring,
+            p.level_alpha,
+            p.level_decades,
+        )
+        new_err = np.where(ready[:, None], np.stack([short, e_mean, e_var], axis=1), err)
+        new_count = np.where(ready, count + 1, count)
+        return np.where(ready, score, 0.0).astype(np.float32), new_count, new_err
+
     def step(
         self,
         x: np.ndarray,
@@ -182,8 +231,10 @@ class RecurrentDetector:
         z = np.clip(z_full, -p.clip, p.clip)
         now = None if ts_ms is None or p.season_bins == 0 else np.asarray(ts_ms, np.int64)
         shift = np.zeros_like(z)
+        lo_hi_w = None
         if now is not None:
             lo, hi, upper_w = season.position(now, p.season_bins)
+            lo_hi_w = (lo, hi, upper_w)
             usual_now = season.value(states["season"], lo, hi, upper_w)
             usual_then = season.value(
                 states["season"], *season.position(states["last_ts"], p.season_bins)
@@ -196,6 +247,8 @@ class RecurrentDetector:
         err = np.abs(z_full - pred) * mask
         n_present = np.maximum(mask.sum(axis=1), 1)
         error = np.where(count == 0, 0.0, err.sum(axis=1) / n_present)
+        if p.compress > 0:
+            error = p.compress * np.arcsinh(error / p.compress)
         top = err.argmax(axis=1)
 
         sp = p.scoring
@@ -212,6 +265,8 @@ class RecurrentDetector:
             np.array((sp.decades, *sp.extra_decades)),
         )
         score = channels[0].max(axis=1)
+        level_score, level_count, level_err = self._level(z_full, mask, states, lo_hi_w)
+        score = np.maximum(score, level_score)
         short, e_mean, e_var = (c[:, 0] for c in channels[1:])
         evidence = states["evidence"].copy()
         evidence[:, : 3 * n_extra] = np.stack([c[:, 1:] for c in channels[1:]], 1).reshape(
@@ -242,6 +297,7 @@ class RecurrentDetector:
         states["norm_mean"], states["norm_var"] = new_mean, new_var
         states["err_short"], states["err_mean"], states["err_var"] = short, e_mean, e_var
         states["evidence"] = evidence
+        states["level_count"], states["level_err"] = level_count, level_err
         states["flags"], states["cooldown"] = flags, cooldown
         states["ring"][:, :-1] = states["ring"][:, 1:]
         states["ring"][:, -1] = z

@@ -43,8 +43,9 @@ class ScoringParams:
     # At most 2 (the state keeps room for two). The score is the largest of all channels.
     extra_alphas: tuple[float, ...] = (1.0,)
     # Their scales: a lone error has much heavier tails than an average, so it needs a far
-    # rarer Gaussian tail (36 decades) to count as much; 24 or 48 scored worse on NAB dev.
-    extra_decades: tuple[float, ...] = (36.0,)
+    # rarer Gaussian tail (48 decades) to count as much (with the detector's asinh-
+    # compressed errors; 24 or 36 scored worse on NAB dev).
+    extra_decades: tuple[float, ...] = (48.0,)
     long_min_alpha: float = 1.0 / 4000  # slowest EW weight of the long-term error statistics
     min_sigma: float = 0.02  # floor on the error spread, in normalised units
     rel_sigma: float = 0.1  # and relative to the mean error, so flat lines don't explode

@@ -5,7 +5,9 @@ fencing header the Redis store checks), which model version its hidden state bel
 normalisation and error statistics, a time-of-day profile (`detectors.season`), the
 recurrent state, the prediction made for the next event, the alert policy's memory, and a
 ring buffer of recent model inputs from which a new model version re-warms the hidden
-state. Layout 2 added the profile and the extra scoring statistics.
+state. Layout 2 added the profile and the extra scoring statistics; layout 3 the statistics of
+the distance from the profile (`level_*`) and a 16-event ring, so an LSTM record fits
+under 1 KiB.
 
 The record is a numpy structured dtype, so a whole batch of B records converts to and
 from one contiguous buffer without a per-field Python loop.
@@ -23,7 +25,7 @@ from functools import cached_property
 import numpy as np
 
 MAGIC = b"VG"
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 HEADER_BYTES = 16
 FLAG_IN_ALERT = 1
 EVIDENCE_FIELDS = 6  # spare scoring statistics (see detectors.scoring), zero when fresh
@@ -39,7 +41,7 @@ class StateLayout:
 
     state_size: int
     max_features: int
-    ring_len: int = 32
+    ring_len: int = 16
     season_bins: int = 24
 
     @cached_property
@@ -65,6 +67,8 @@ class StateLayout:
                 ("err_mean", "<f4"),
                 ("err_var", "<f4"),
                 ("evidence", "<f4", (EVIDENCE_FIELDS,)),
+                ("level_count", "<u4"),
+                ("level_err", "<f4", (3,)),
                 ("season_visits", "u1", (s,)),
                 ("season", "<f2", (s, f)),
                 ("ring", "<f2", (k, f)),

@@ -202,7 +202,6 @@ class ConfluentSink:
                 "message.max.bytes": max(1024 * 1024, settings.max_message_bytes * 2),
                 "error_cb": _log_client_error,
                 "logger": _LIBRDKAFKA_LOG,
-            "logger": _LIBRDKAFKA_LOG,
                 **security_config(settings),
             }
         )

@@ -46,8 +46,10 @@ def test_header_is_the_fixed_16_bytes_and_record_stays_small() -> None:
     assert [fields[k][1] for k in ("magic", "layout", "partition", "offset")] == [0, 2, 4, 8]
     assert fields["model_tag"][1] == HEADER_BYTES
     assert layout.record_bytes <= 900
-    # Layout 2 carries the time-of-day profile; older records are refused by their size.
-    assert layout.fresh(1)["layout"][0] == LAYOUT_VERSION == 2
+    # An LSTM record (hidden + cell state) stays under 1 KiB too.
+    assert StateLayout(state_size=128, max_features=4).record_bytes < 1024
+    # Layout 3 adds the profile-distance statistics; older records are refused by size.
+    assert layout.fresh(1)["layout"][0] == LAYOUT_VERSION == 3
     assert layout.dtype["season"].shape == (24, 4)
 
 

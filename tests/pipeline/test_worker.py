@@ -124,7 +124,7 @@ def test_bad_records_go_to_the_dead_letter_topic(stack: StackInfo, topic_names: 
     records = good + [(k, v) for _, k, v in BAD_RECORDS + state_based]
     produce(s.bootstrap_servers, s.events_topic, records)
 
-    worker, stats = run_worker(s, len(records))
+    _, stats = run_worker(s, len(records))
 
     assert stats.applied == len(good)
     dead = read_all(s.bootstrap_servers, s.deadletter_topic, expect=len(BAD_RECORDS) + 3)
@@ -201,7 +201,7 @@ def test_worker_publishes_its_counters(
 
     s = test_settings(stack, topic_names, topic_partitions=1)
     create_topics(s)
-    records = sensor_events(n_streams=3, per_stream=60, spike_at=55) + [(b"x", b"{oops")]
+    records = [*sensor_events(n_streams=3, per_stream=60, spike_at=55), (b"x", b"{oops")]
     produce(s.bootstrap_servers, s.events_topic, records)
     _, stats = run_worker(s, len(records))
     counters = {

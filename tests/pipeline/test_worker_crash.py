@@ -7,7 +7,6 @@ prefix and alerts topic.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -23,33 +22,17 @@ from pipeline.serving_model import build_detector
 from pipeline.settings import Settings, load_settings
 from pipeline.stack import StackInfo
 from tests.pipeline.kafka_helpers import produce, read_all, sensor_events, test_settings
+from tests.reliability.harness import worker_env
 
 N_STREAMS, PER_STREAM = 200, 100
 STREAMS = [f"s-{i:04d}" for i in range(N_STREAMS)]
 LAYOUT = build_detector(load_settings(None)).layout
 
 
-def _env(s: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
-    env.update(
-        VIGIL_HOME=os.environ["VIGIL_HOME"],
-        VIGIL_BOOTSTRAP_SERVERS=s.bootstrap_servers,
-        VIGIL_REDIS_URL=s.redis_url.get_secret_value(),
-        VIGIL_EVENTS_TOPIC=s.events_topic,
-        VIGIL_ALERTS_TOPIC=s.alerts_topic,
-        VIGIL_DEADLETTER_TOPIC=s.deadletter_topic,
-        VIGIL_GROUP_ID=s.group_id,
-        VIGIL_REDIS_PREFIX=s.redis_prefix,
-        VIGIL_MAX_POLL_RECORDS=str(s.max_poll_records),
-        VIGIL_POLL_TIMEOUT_MS="100",
-    )
-    return env
-
-
 def _spawn(s: Settings, idle_exit: float = 8.0) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "pipeline.cli", "worker", "--idle-exit", str(idle_exit)],
-        env=_env(s),
+        env=worker_env(s),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
