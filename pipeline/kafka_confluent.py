@@ -184,6 +184,19 @@ class ConfluentSource:
     def assignment(self) -> set[tuple[str, int]]:
         return _partitions(self._consumer.assignment())
 
+    def lag(self, positions: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        out = {}
+        for (topic, partition), position in positions.items():
+            try:
+                _, end = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if end is not None and end >= 0:
+                out[(topic, partition)] = max(0, end - position)
+        return out
+
     def close(self) -> None:
         """Leave the group now (auto-commit is off, so nothing is committed here)."""
         self._consumer.close()

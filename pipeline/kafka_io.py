@@ -41,6 +41,12 @@ class EventSource(Protocol):
     def assignment(self) -> set[tuple[str, int]]: ...
     def close(self) -> None: ...
 
+    def lag(self, positions: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        """Records behind the end of each partition after `positions` (next offsets), from
+        what the client already knows (no extra round trip); partitions it cannot tell
+        are left out. Only meaningful where the broker reports end offsets correctly."""
+        ...
+
 
 class RecordSink(Protocol):
     def send(
@@ -115,6 +121,17 @@ class KafkaPythonSource:
 
     def assignment(self) -> set[tuple[str, int]]:
         return {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
+
+    def lag(self, positions: dict[tuple[str, int], int]) -> dict[tuple[str, int], int]:
+        out = {}
+        assigned = self.assignment()
+        for (topic, partition), position in positions.items():
+            if (topic, partition) not in assigned:
+                continue
+            end = self._consumer.highwater(TopicPartition(topic, partition))
+            if end is not None:
+                out[(topic, partition)] = max(0, end - position)
+        return out
 
     def close(self) -> None:
         """Leave the group now, so the partitions move to the other workers at once."""

@@ -116,6 +116,16 @@ def deadletter_record(bad: Rejected) -> tuple[bytes | None, bytes, list[tuple[st
     return key, value, headers
 
 
+def _next_offsets(records: list[Record]) -> dict[tuple[str, int], int]:
+    """Per partition, the offset after the batch's last record: what gets committed."""
+    offsets: dict[tuple[str, int], int] = {}
+    for r in records:
+        key = (r.topic, r.partition)
+        if r.offset >= offsets.get(key, 0):
+            offsets[key] = r.offset + 1
+    return offsets
+
+
 @functools.lru_cache(maxsize=4096)
 def feature_tag(features: tuple[str, ...]) -> int:
     return zlib.crc32("\x1f".join(features).encode("utf-8", "surrogatepass"))
@@ -274,15 +284,16 @@ class Worker:
             )
         )
         metrics = self._batch_metrics(records, rejected, alerts, applied_before, started)
+        metrics += [
+            (f"=lag:{topic}:{partition}", lag)
+            for (topic, partition), lag in self.source.lag(_next_offsets(records)).items()
+        ]
         batch_view = view.batch(changed, alerts, metrics)
         written = self._with_backoff(lambda: self.store.save(items, batch_view))
         self.stats.writes_refused += written.count(False)
 
         # 6. commit offsets
-        offsets: dict[tuple[str, int], int] = {}
-        for r in records:
-            key = (r.topic, r.partition)
-            offsets[key] = max(offsets.get(key, 0), r.offset + 1)
+        offsets = _next_offsets(records)
         try:
             self.source.commit(offsets)
         except Exception as exc:  # the group moved on: the new owner replays; fencing holds

@@ -6,6 +6,7 @@ to tell which client library it was given.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -163,3 +164,25 @@ def test_worker_end_to_end_gives_the_same_result_on_both_backends(
     np.testing.assert_allclose(states_a["hidden"], states_b["hidden"], rtol=1e-4, atol=1e-4)
     assert alerts_a == alerts_b
     assert len(alerts_a) >= 20  # the spikes are there to be found
+
+
+@pytest.mark.parametrize("backend", ["kafka-python", "confluent"])
+def test_lag_is_reported_from_what_the_client_knows(
+    stack: StackInfo, topic_names: Any, backend: str
+) -> None:
+    """Lag = end offset - next position, never negative; a partition the client knows
+    nothing about is left out rather than guessed."""
+    s = test_settings(stack, topic_names, topic_partitions=1, kafka_backend=backend)
+    create_topics(s)
+    produce(s.bootstrap_servers, s.events_topic, sensor_events(1, 20, spike_at=None))
+    source = make_source(s, [s.events_topic])
+    try:
+        seen: list[Any] = []
+        deadline = time.monotonic() + 30
+        while len(seen) < 5 and time.monotonic() < deadline:
+            seen += source.poll(200, 5)
+        lag = source.lag({(s.events_topic, 0): 5, ("no-such-topic", 0): 0})
+        assert ("no-such-topic", 0) not in lag
+        assert all(v >= 0 for v in lag.values())
+    finally:
+        source.close()
