@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import resource
 import statistics
 import threading
@@ -68,10 +69,11 @@ def _event_values(n_streams: int, n_events: int, seed: int) -> Iterator[tuple[st
 
 
 def _produce(
-    settings: Settings, topic: str, records: Iterator[tuple[str, bytes]], rate: float = 0
+    settings: Settings | str, topic: str, records: Iterator[tuple[str, bytes]], rate: float = 0
 ) -> None:
+    bootstrap = settings if isinstance(settings, str) else settings.kafka_bootstrap()
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap().split(","), linger_ms=5, acks=1,
+        bootstrap_servers=bootstrap.split(","), linger_ms=5, acks=1,
         batch_size=512 * 1024, enable_idempotence=False,
     )  # fmt: skip
     start = time.perf_counter()
@@ -83,6 +85,13 @@ def _produce(
                 time.sleep(ahead)
     producer.flush()
     producer.close()
+
+
+def _produce_steadily(
+    bootstrap: str, topic: str, n_streams: int, n_events: int, rate: float
+) -> None:
+    """Entry point of the latency phase's producer process."""
+    _produce(bootstrap, topic, _event_values(n_streams, n_events, seed=2), rate)
 
 
 def _raw_consume(settings: Settings, n_events: int) -> float:
@@ -135,7 +144,14 @@ def _latency(settings: Settings, rate: float, n_streams: int, seconds: float) ->
     if not worker.ready.wait(60):
         raise RuntimeError("the latency worker was not assigned partitions within 60 s")
     time.sleep(0.5)  # let the first (empty) fetches settle
-    _produce(s, s.events_topic, _event_values(n_streams, n_events, seed=2), rate)
+    # The producer runs in its own process: in this one it would compete with the worker
+    # for the interpreter lock and the measurement would show that, not the worker.
+    producer = multiprocessing.get_context("spawn").Process(
+        target=_produce_steadily,
+        args=(s.kafka_bootstrap(), s.events_topic, n_streams, n_events, rate),
+    )
+    producer.start()
+    producer.join()
     runner.join()
     return np.array(worker.stats.latencies_ms or [np.nan])
 
