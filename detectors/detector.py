@@ -39,12 +39,12 @@ class DetectorParams:
     clip: float = 10.0  # normalised inputs are clipped to +-clip
     ring_len: int = 16
     season_bins: int = 24  # time-of-day slots of the seasonal profile (0 = none)
-    season_min_alpha: float = 0.1  # slowest EW weight of a profile slot: ~10 days of memory
+    season_min_alpha: float = 0.07  # slowest EW weight of a profile slot: ~14 days of memory
     season_weight: float = 0.5  # how much of the profile's usual change the prediction adds
     # The level channel: how far x_t is from what the profile says is usual at this time of
     # day, scored against the stream's own history of that distance. It sees a day with
     # the wrong shape (a missing or a too-high daily peak) that one-step errors cannot.
-    level_alpha: float = 0.25  # EW weight of the newest distance
+    level_alpha: float = 0.2  # EW weight of the newest distance
     level_decades: float = 14.0
     level_ready: int = 24  # visits both profile slots need before their distance counts
     # Errors e -> c * asinh(e / c) (0 = off): linear for small errors, logarithmic for

@@ -14,7 +14,7 @@ prediction errors have heavier tails than a Gaussian, and on the NAB development
 policy's default threshold 0.5 on this scale is the one the threshold sweep itself picks
 (0.5 on a 10-decade scale fired too often on bursty streams such as tweet counts).
 
-Besides this short-term average (weight 0.25), `extra_alphas` score further averages of the
+Besides this short-term average (weight 0.15), `extra_alphas` score further averages of the
 same error against their own statistics (by default the newest error alone, so one large
 spike counts even when the average dilutes it) and the score is the largest of them.
 
@@ -37,7 +37,7 @@ def log_tail_probability(z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ScoringParams:
-    short_alpha: float = 0.25  # EW weight of the newest error in the short-term average
+    short_alpha: float = 0.15  # EW weight of the newest error in the short-term average
     # Further averages of the same error, each scored against its own long-term statistics
     # (1.0 = the newest error alone: a single spike; small = a sustained change).
     # At most 2 (the state keeps room for two). The score is the largest of all channels.
@@ -46,7 +46,10 @@ class ScoringParams:
     # rarer Gaussian tail (48 decades) to count as much (with the detector's asinh-
     # compressed errors; 24 or 36 scored worse on NAB dev).
     extra_decades: tuple[float, ...] = (48.0,)
-    long_min_alpha: float = 1.0 / 4000  # slowest EW weight of the long-term error statistics
+    # Slowest EW weight of the long-term error statistics: a long memory, so a burst of
+    # large errors is judged against about a month of 5-minute errors, not only two weeks
+    # (1/4000 let bursty streams forget their previous bursts and re-alert on each one).
+    long_min_alpha: float = 1.0 / 8000
     min_sigma: float = 0.02  # floor on the error spread, in normalised units
     rel_sigma: float = 0.1  # and relative to the mean error, so flat lines don't explode
     settle: int = 16  # first errors of a stream, dominated by normalisation start-up: not learned
