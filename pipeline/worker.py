@@ -247,17 +247,17 @@ class Worker:
                 strict=True,
             )
         )
+        offsets = next_offsets(records)  # what step 6 commits
         metrics = self._batch_metrics(records, rejected, alerts, applied_before, started)
         metrics += [
             (f"=lag:{topic}:{partition}", lag)
-            for (topic, partition), lag in self.source.lag(next_offsets(records)).items()
+            for (topic, partition), lag in self.source.lag(offsets).items()
         ]
         batch_view = view.batch(changed, alerts, metrics)
         written = self._with_backoff(lambda: self.store.save(items, batch_view))
         self.stats.writes_refused += written.count(False)
 
         # 6. commit offsets
-        offsets = next_offsets(records)
         try:
             self.source.commit(offsets)
         except Exception as exc:  # the group moved on: the new owner replays; fencing holds
