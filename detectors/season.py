@@ -32,8 +32,8 @@ def position(ts_ms: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.n
 def value(profile: np.ndarray, lo: np.ndarray, hi: np.ndarray, upper_w: np.ndarray) -> np.ndarray:
     """The profile [B, bins, F] read at each stream's position -> [B, F]."""
     rows = np.arange(len(lo))
-    p = profile.astype(np.float32)
-    return (1.0 - upper_w)[:, None] * p[rows, lo] + upper_w[:, None] * p[rows, hi]
+    lower, upper = profile[rows, lo].astype(np.float32), profile[rows, hi].astype(np.float32)
+    return (1.0 - upper_w)[:, None] * lower + upper_w[:, None] * upper
 
 
 def update(
@@ -53,12 +53,13 @@ def update(
     days later.
     """
     rows = np.arange(len(lo))
-    new = profile.astype(np.float32)  # a copy: never mutate the caller's states
-    counts = visits.astype(np.int64)
+    new, counts = profile.copy(), visits.copy()  # never mutate the caller's states
+    # Only the two touched slots per stream are widened to float32 (a whole-profile
+    # conversion cost more than the rest of the detector's step together).
     for slot, w in ((lo, 1.0 - upper_w), (hi, upper_w)):
-        n = counts[rows, slot] + 1
+        n = counts[rows, slot].astype(np.int64) + 1
         alpha = (w * np.maximum(1.0 / n, min_alpha)).astype(np.float32)[:, None]
-        current = new[rows, slot]
+        current = new[rows, slot].astype(np.float32)
         new[rows, slot] = np.where(mask, current + alpha * (target - current), current)
         counts[rows, slot] = np.minimum(n, 255)
-    return new.astype(profile.dtype), counts.astype(visits.dtype)
+    return new, counts

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.detector import StepOutput
-from pipeline.alerts import Alert
-from pipeline.events import Event, Rejected, deadletter_headers
-from pipeline.history import entry_json
-from pipeline.kafka_io import Record
+from pipeline.events import DecodedBatch, Rejected, deadletter_headers
+from pipeline.history import encode_points
+from pipeline.kafka_io import RecordBatch
 from pipeline.state_store import BatchView
 
 DEADLETTER_MAX_BYTES = 512 * 1024
@@ -38,13 +37,13 @@ def deadletter_record(bad: Rejected) -> tuple[bytes | None, bytes, list[tuple[st
     return key, value, headers
 
 
-def next_offsets(records: list[Record]) -> dict[tuple[str, int], int]:
+def next_offsets(batch: RecordBatch) -> dict[tuple[str, int], int]:
     """Per partition, the offset after the batch's last record: what gets committed."""
     offsets: dict[tuple[str, int], int] = {}
-    for r in records:
-        key = (r.topic, r.partition)
-        if r.offset >= offsets.get(key, 0):
-            offsets[key] = r.offset + 1
+    for topic, partition, offset in zip(batch.topics, batch.partitions, batch.offsets, strict=True):
+        key = (topic, partition)
+        if offset >= offsets.get(key, 0):
+            offsets[key] = offset + 1
     return offsets
 
 
@@ -58,6 +57,7 @@ class BatchColumns:
     """A batch's events as arrays, built in one pass, so each round is pure indexing."""
 
     stream_ids: list[str]
+    stream_features: list[tuple[str, ...]]  # each stream's feature names (its first event's)
     sidx: np.ndarray  # stream index per event
     round_of: np.ndarray  # k for the k-th event of its stream in the batch
     part: np.ndarray
@@ -68,27 +68,23 @@ class BatchColumns:
     mask: np.ndarray  # [n, max_features] slots in use
 
     @classmethod
-    def of(cls, events: list[Event], max_features: int) -> BatchColumns:
-        n = len(events)
+    def of(cls, decoded: DecodedBatch, batch: RecordBatch, max_features: int) -> BatchColumns:
+        n = len(decoded.rows)
         index: dict[str, int] = {}
-        seen: list[int] = []
-        sidx, round_of = [0] * n, [0] * n
-        part, offs, ts, ftag = [0] * n, [0] * n, [0] * n, [0] * n
-        values = []
-        for j, e in enumerate(events):
-            i = index.get(e.stream)
-            if i is None:
-                i = index[e.stream] = len(seen)
-                seen.append(0)
-            sidx[j], round_of[j] = i, seen[i]
-            seen[i] += 1
-            part[j], offs[j], ts[j] = e.partition, e.offset, e.ts_ms
-            ftag[j] = feature_tag(e.features)
-            values.append(e.values)
+        sidx = np.array([index.setdefault(s, len(index)) for s in decoded.streams], np.int64)
+        # k-th event of its stream: position in the stream-sorted order minus the stream's
+        # first position there (a stable sort keeps each stream's events in batch order).
+        order = np.argsort(sidx, kind="stable")
+        counts = np.bincount(sidx, minlength=len(index))
+        starts = np.cumsum(counts) - counts
+        round_of = np.empty(n, dtype=np.int64)
+        round_of[order] = np.arange(n) - starts[sidx[order]]
+        tags = {f: feature_tag(f) for f in set(decoded.features)}
+        rows = np.array(decoded.rows, dtype=np.int64)
+        values = decoded.values
         x = np.zeros((n, max_features), dtype=np.float32)
         mask = np.zeros((n, max_features), dtype=bool)
-        widths = np.fromiter(map(len, values), dtype=np.int64, count=n)
-        if n and (widths == 1).all():
+        if n and all(len(f) == 1 for f in tags):
             x[:, 0] = [v[0] for v in values]
             mask[:, 0] = True
         else:
@@ -97,12 +93,13 @@ class BatchColumns:
                 mask[j, : len(v)] = True
         return cls(
             stream_ids=list(index),
-            sidx=np.array(sidx, dtype=np.int64),
-            round_of=np.array(round_of, dtype=np.int64),
-            part=np.array(part, dtype=np.int64),
-            offs=np.array(offs, dtype=np.int64),
-            ts=np.array(ts, dtype=np.int64),
-            ftag=np.array(ftag, dtype=np.uint32),
+            stream_features=[decoded.features[j] for j in order[starts].tolist()],
+            sidx=sidx,
+            round_of=round_of,
+            part=np.array(batch.partitions, dtype=np.int64)[rows],
+            offs=np.array(batch.offsets, dtype=np.int64)[rows],
+            ts=np.array(decoded.ts_ms, dtype=np.int64),
+            ftag=np.array([tags[f] for f in decoded.features], dtype=np.uint32),
             x=x,
             mask=mask,
         )
@@ -118,34 +115,47 @@ class BatchColumns:
 
 
 class ViewBuilder:
-    """Collects, per stream of a batch, the history entries and latest score the API shows."""
+    """Collects, per stream of a batch, the history points and latest score the API shows.
 
-    def __init__(self, n_streams: int, history_length: int) -> None:
+    Rounds only append arrays; the points are encoded once per batch (`batch`), with a
+    few numpy calls rather than one encoder call per event.
+    """
+
+    def __init__(self, cols: BatchColumns, history_length: int) -> None:
+        self.cols = cols
         self.history_length = history_length
-        self.entries: list[list[bytes]] = [[] for _ in range(n_streams)]
-        self.scores = np.zeros(n_streams, dtype=np.float64)
+        self.scores = np.zeros(len(cols.stream_ids), dtype=np.float64)
+        self._events: list[np.ndarray] = []
+        self._outputs: list[StepOutput] = []
 
-    def add(self, events: list[Event], stream_index: np.ndarray, out: StepOutput) -> None:
-        self.scores[stream_index] = out.scores
-        if self.history_length <= 0:
-            return
-        expected = out.expected.tolist()
-        scores = out.scores.tolist()
-        alerts = out.alerts.tolist()
-        for row, (event, i) in enumerate(zip(events, stream_index.tolist(), strict=True)):
-            n = len(event.features)
-            self.entries[i].append(
-                entry_json(event.ts_ms, event.features, list(event.values),
-                           expected[row][:n], scores[row], alerts[row])
-            )  # fmt: skip
+    def add(self, events: np.ndarray, out: StepOutput) -> None:
+        """`events`: indices (into the batch's columns) of the events `out` applied."""
+        self.scores[self.cols.sidx[events]] = out.scores
+        if self.history_length > 0:
+            self._events.append(events)
+            self._outputs.append(out)
 
     def batch(
-        self, changed: list[int], alerts: list[Alert], metrics: list[tuple[str, float | str]]
+        self, changed: list[int], alerts: list[bytes], metrics: list[tuple[str, float | str]]
     ) -> BatchView:
+        """`alerts`: the batch's alerts as published (JSON)."""
+        points: dict[int, bytes] = {}
+        if self._events:
+            events = np.concatenate(self._events)
+            cols, outs = self.cols, self._outputs
+            points = encode_points(
+                cols.sidx[events],
+                cols.stream_features,
+                cols.ts[events],
+                np.concatenate([o.scores for o in outs]),
+                np.concatenate([o.alerts for o in outs]),
+                cols.x[events],
+                np.concatenate([o.expected for o in outs]),
+            )
         return BatchView(
-            history=[b"\n".join(self.entries[i]) for i in changed],
-            scores=[float(self.scores[i]) for i in changed],
-            alerts=[a.to_json() for a in alerts],
+            history=[points.get(i, b"") for i in changed],
+            scores=self.scores[changed].tolist(),
+            alerts=alerts,
             history_length=self.history_length,
             metrics=metrics,
         )

@@ -35,10 +35,10 @@ from kafka import KafkaProducer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.history import history_key
 from pipeline.runtime import create_topics, make_source, open_store, open_worker
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
+from pipeline.state_store import history_key
 
 T0_MS = 1_763_700_000_000
 

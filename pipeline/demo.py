@@ -34,6 +34,9 @@ from pipeline.worker import Worker
 
 BROKEN_EVERY = 2000  # one broken record per this many good ones, to show dead letters
 
+DEMO_HISTORY = 300
+"""Points per stream the demo keeps for the dashboard (the worker default keeps none)."""
+
 
 @contextlib.contextmanager
 def _stack(settings: Settings, console: Console) -> Iterator[Settings]:
@@ -172,6 +175,8 @@ def run_demo(settings: Settings, args: argparse.Namespace) -> int:
         )  # fmt: skip
     except DemoDataError as exc:
         raise SettingsError(str(exc)) from None
+    if "history_length" not in settings.model_fields_set:
+        settings = settings.replace(history_length=DEMO_HISTORY)
     with _stack(settings, console) as s:
         create_topics(s)
         recent: deque[Alert] = deque(maxlen=200)

@@ -72,7 +72,13 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="redis://[:password@]host:port/db; empty = local stack"
     )
     redis_prefix: str = "vigil"
-    history_length: int = Field(default=256, ge=0, le=100_000)
+    history_length: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="points of history per stream kept for the API (13 + 8 x features bytes "
+        "each in Redis); 0 keeps only the state, under 1 KiB per stream at hidden size 64",
+    )
 
     # --- Detector ----------------------------------------------------------------
     model_kind: Literal["gru", "lstm"] = "gru"

@@ -28,6 +28,8 @@ import redis
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from pipeline.history import append_points
+
 HEADER = struct.Struct("<2sHiq")
 """magic b"VG", layout version, partition of the last applied event, its offset."""
 MAGIC = b"VG"
@@ -218,7 +220,7 @@ class MemoryStateStore:
         self.prefix = validate_prefix(prefix)
         self._states: dict[str, bytes] = {}
         self._meta: dict[str, bytes] = {}
-        self.history: dict[str, list[bytes]] = {}
+        self.history: dict[str, bytes] = {}
         self.scores: dict[str, float] = {}
         self.alerts: list[bytes] = []
         self.metrics: dict[str, float | str] = {}
@@ -234,10 +236,10 @@ class MemoryStateStore:
             if ok:
                 self._states[key] = blob
                 if view is not None:
-                    if view.history_length > 0:
-                        kept = self.history.setdefault(stream, [])
-                        kept.append(view.history[i])
-                        del kept[: max(0, len(kept) - view.history_length)]
+                    if view.history_length > 0 and view.history[i]:
+                        self.history[stream] = append_points(
+                            self.history.get(stream), view.history[i], view.history_length
+                        )
                     self.scores[stream] = float(view.scores[i])
             results.append(ok)
         if view is not None:
@@ -301,10 +303,21 @@ for i = 1, n do
   if write then
     redis.call('SET', key, new)
     if view then
-      if hlen > 0 then
-        if redis.call('RPUSH', KEYS[n + i], ARGV[4 + n + i]) > hlen then
-          redis.call('LTRIM', KEYS[n + i], -hlen, -1)
+      local add = ARGV[4 + n + i]
+      if hlen > 0 and #add > 0 then
+        -- same rule as pipeline.history.append_points
+        local head_size, point_size = struct.unpack('<I2I2', add, 3)
+        local head = string.sub(add, 1, head_size)
+        local body = string.sub(add, head_size + 1)
+        local old_history = redis.call('GET', KEYS[n + i])
+        if old_history and string.sub(old_history, 1, head_size) == head then
+          body = string.sub(old_history, head_size + 1) .. body
         end
+        local cut = hlen * point_size
+        if #body > cut then
+          body = string.sub(body, #body - cut + 1)
+        end
+        redis.call('SET', KEYS[n + i], head .. body)
       end
       redis.call('ZADD', KEYS[2 * n + 1], ARGV[4 + 2 * n + i], ARGV[4 + 3 * n + i])
     end

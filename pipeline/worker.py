@@ -45,12 +45,12 @@ from pipeline.events import (
     DUPLICATE_TS,
     FEATURE_MISMATCH,
     OUT_OF_ORDER,
-    Event,
+    DecodedBatch,
     Rejected,
-    decode_record,
+    decode_columns,
     reject,
 )
-from pipeline.kafka_io import EventSource, Record, RecordSink
+from pipeline.kafka_io import EventSource, RecordBatch, RecordSink
 from pipeline.model_watch import ModelWatcher
 from pipeline.settings import Settings
 from pipeline.state_store import StateStore, StoreUnavailable
@@ -143,12 +143,12 @@ class Worker:
                 records = self.source.poll(
                     self.settings.poll_timeout_ms, self.settings.max_poll_records
                 )
-                if records or not self.ready.is_set():
+                if len(records) or not self.ready.is_set():
                     # Idle time counts only once the group has given us partitions.
                     last_data = time.monotonic()
                     if self.source.assignment():
                         self.ready.set()
-                if records:
+                if len(records):
                     self.process_with_retry(records)
                 elif idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
                     break
@@ -159,7 +159,7 @@ class Worker:
             self.sink.close()
         return self.stats
 
-    def process_with_retry(self, records: list[Record]) -> None:
+    def process_with_retry(self, records: RecordBatch) -> None:
         """Process a batch; while Redis is unreachable, wait and retry without committing.
 
         Loading fails before anything is published, so the whole batch is retried; a
@@ -181,7 +181,7 @@ class Worker:
                 delay = min(delay * 2, 5.0)
 
     # --- one batch ------------------------------------------------------------------
-    def process(self, records: list[Record]) -> BatchOutcome:
+    def process(self, records: RecordBatch) -> BatchOutcome:
         s = self.settings
         started = time.perf_counter()
         # 0. a newly promoted (or rolled back) model takes over at this batch boundary;
@@ -194,47 +194,38 @@ class Worker:
         applied_before = (self.stats.applied, self.stats.replays_skipped)
         self.stats.batches += 1
         # 1. decode and validate
-        events: list[Event] = []
-        event_records: list[Record] = []
-        rejected: list[Rejected] = []
-        for record in records:
-            result = decode_record(
-                record,
-                max_features=self.detector.max_features,
-                max_abs_value=s.max_abs_value,
-                max_message_bytes=s.max_message_bytes,
-            )
-            if isinstance(result, Event):
-                events.append(result)
-                event_records.append(record)
-            else:
-                rejected.append(result)
+        decoded = decode_columns(
+            records,
+            max_features=self.detector.max_features,
+            max_abs_value=s.max_abs_value,
+            max_message_bytes=s.max_message_bytes,
+        )
+        rejected = decoded.rejected
 
         # 2. load the batch's stream states (one round trip)
-        cols = BatchColumns.of(events, self.detector.max_features)
+        cols = BatchColumns.of(decoded, records, self.detector.max_features)
         states, known = self._load(cols.stream_ids)
         self.stats.streams_created += int((~known).sum())
 
         # 3. step the detector, one batched call per round
         alerts: list[Alert] = []
         dirty = np.zeros(len(cols.stream_ids), dtype=bool)
-        view = ViewBuilder(len(cols.stream_ids), s.history_length)
+        view = ViewBuilder(cols, s.history_length)
         for members in cols.rounds():
             self.stats.rounds += 1
-            applied = self._apply_round(
-                members, events, event_records, cols, states, alerts, rejected, view
-            )
+            applied = self._apply_round(members, decoded, records, cols, states, alerts, view)
             dirty[applied] = True
 
         # 4. publish alerts and dead letters, and wait until the broker has them
-        for alert in alerts:
-            self.sink.send(s.alerts_topic, alert.stream.encode(), alert.to_json())
+        alert_json = [alert.to_json() for alert in alerts]
+        for alert, body in zip(alerts, alert_json, strict=True):
+            self.sink.send(s.alerts_topic, alert.stream.encode(), body)
         for bad in rejected:
             self.sink.send(s.deadletter_topic, *deadletter_record(bad))
             self.stats.deadletters[bad.reason] += 1
         if alerts or rejected:
             self.sink.flush()
-        created = np.fromiter((r.timestamp for r in records), np.float64, len(records))
+        created = np.array(records.timestamps, dtype=np.float64)
         self.stats.record_latency((time.time() * 1000.0 - created).tolist())
 
         # 5. save changed states, fenced by offset, with the API's view and the batch's
@@ -253,7 +244,7 @@ class Worker:
             (f"=lag:{topic}:{partition}", lag)
             for (topic, partition), lag in self.source.lag(offsets).items()
         ]
-        batch_view = view.batch(changed, alerts, metrics)
+        batch_view = view.batch(changed, alert_json, metrics)
         written = self._with_backoff(lambda: self.store.save(items, batch_view))
         self.stats.writes_refused += written.count(False)
 
@@ -273,7 +264,7 @@ class Worker:
 
     def _batch_metrics(
         self,
-        records: list[Record],
+        records: RecordBatch,
         rejected: list[Rejected],
         alerts: list[Alert],
         before: tuple[int, int],
@@ -316,21 +307,17 @@ class Worker:
     def _apply_round(
         self,
         members: np.ndarray,
-        all_events: list[Event],
-        all_records: list[Record],
+        decoded: DecodedBatch,
+        batch: RecordBatch,
         cols: BatchColumns,
         states: np.ndarray,
         alerts: list[Alert],
-        rejected: list[Rejected],
         view: ViewBuilder,
     ) -> np.ndarray:
         """Apply one event per stream (`members`: indices into the batch's events);
         returns the stream indices whose state changed."""
         sidx, part, offs = cols.sidx[members], cols.part[members], cols.offs[members]
         ts, ftag = cols.ts[members], cols.ftag[members]
-        member_list = members.tolist()
-        events = [all_events[j] for j in member_list]
-        records = [all_records[j] for j in member_list]
         st = states[sidx]
         started = st["count"] > 0
         replay = (st["partition"] == part) & (offs <= st["offset"])
@@ -343,23 +330,27 @@ class Worker:
             (same_ts, DUPLICATE_TS, "ts equals the stream's last applied event"),
             (mismatch, FEATURE_MISMATCH, "feature names differ from the stream's first event"),
         ):
-            rejected.extend(reject(records[j], reason, why) for j in np.flatnonzero(flag))
-        good = np.flatnonzero(~(replay | older | same_ts | mismatch))
+            for j in members[flag].tolist():
+                decoded.rejected.append(reject(batch.record(decoded.rows[j]), reason, why))
+        ok = ~(replay | older | same_ts | mismatch)
+        good = np.flatnonzero(ok)
         if len(good) == 0:
             return np.zeros(0, dtype=np.int64)
 
-        x, mask = cols.x[members[good]], cols.mask[members[good]]
-        out = self.detector.step(x, mask, st[good], ts[good])
+        events = members[good]
+        out = self.detector.step(cols.x[events], cols.mask[events], st[good], ts[good])
         new = out.states
         new["partition"], new["offset"], new["last_ts"] = part[good], offs[good], ts[good]
         new["feature_tag"] = ftag[good]
         states[sidx[good]] = new
         self.stats.applied += len(good)
         self.stats.rewarmed += int(out.rewarmed.sum())
-        view.add([events[j] for j in good.tolist()], sidx[good], out)
+        view.add(events, out)
 
         for row in np.flatnonzero(out.alerts).tolist():
-            event = events[int(good[row])]
+            j = int(events[row])
+            r = decoded.rows[j]
+            event = decoded.event(j, batch.partitions[r], batch.offsets[r], batch.topics[r])
             n = len(event.features)
             alerts.append(
                 Alert.for_event(

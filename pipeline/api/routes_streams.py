@@ -27,8 +27,14 @@ from pipeline.api.schemas import (
     StreamStatus,
     StreamSummary,
 )
-from pipeline.history import HistoryEntry, alerts_key, history_key, scores_key, split_entries
-from pipeline.state_store import state_key, validate_stream
+from pipeline.history import HistoryEntry, parse_history
+from pipeline.state_store import (
+    alerts_key,
+    history_key,
+    scores_key,
+    state_key,
+    validate_stream,
+)
 
 router = APIRouter(tags=["streams"], dependencies=Authorized)
 
@@ -164,12 +170,12 @@ def stream_detail(
     prefix = context.settings.redis_prefix
     pipe = context.redis.pipeline(transaction=False)
     pipe.get(state_key(prefix, stream_id))
-    pipe.lrange(history_key(prefix, stream_id), 0, -1)
+    pipe.get(history_key(prefix, stream_id))
     pipe.zscore(scores_key(prefix), stream_id)
-    blob, elements, score = pipe.execute()
-    if blob is None and not elements:
+    blob, history, score = pipe.execute()
+    if blob is None and not history:
         raise HTTPException(404, f"unknown stream {stream_id!r}")
-    entries = split_entries(elements)
+    entries = parse_history(history)
     features = list(dict.fromkeys(f for e in entries for f in e.values))
     status, count, last_ts = _state_fields(context, blob)
     return StreamDetail(

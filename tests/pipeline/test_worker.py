@@ -174,7 +174,8 @@ def test_multivariate_streams_name_the_feature_that_broke(
 def test_worker_keeps_history_scores_and_alerts_for_the_api(
     stack: StackInfo, topic_names: Any, redis_client: Any
 ) -> None:
-    from pipeline.history import alerts_key, history_key, scores_key, split_entries
+    from pipeline.history import parse_history
+    from pipeline.state_store import alerts_key, history_key, scores_key
 
     s = test_settings(stack, topic_names, history_length=50)
     create_topics(s)
@@ -182,8 +183,14 @@ def test_worker_keeps_history_scores_and_alerts_for_the_api(
     produce(s.bootstrap_servers, s.events_topic, events)
     _, stats = run_worker(s, len(events))
 
-    entries = split_entries(redis_client.lrange(history_key(s.redis_prefix, "s-0000"), 0, -1))
-    assert 0 < len(entries) <= 100
+    entries = parse_history(redis_client.get(history_key(s.redis_prefix, "s-0000")))
+    assert len(entries) == 50  # the last history_length points
+    sent = [json.loads(v) for k, v in events if k == b"s-0000"][-50:]
+    assert [e.ts_ms for e in entries] == [body["ts"] for body in sent]
+    assert [e.values for e in entries] == [
+        {"value": pytest.approx(body["value"], rel=1e-6)} for body in sent
+    ]
+    assert all(e.expected.keys() == {"value"} for e in entries)
     assert entries[-1].ts_ms == 1_763_700_000_000 + 99 * 60_000  # newest last
     assert [e.ts_ms for e in entries] == sorted(e.ts_ms for e in entries)
     assert any(e.alert for e in entries)

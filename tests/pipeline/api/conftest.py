@@ -42,7 +42,7 @@ def run_worker(settings: Settings, records: int) -> None:
 @pytest.fixture(scope="module")
 def api_settings(stack: StackInfo) -> Settings:
     """Settings (with a token) over Redis data written by a real worker."""
-    settings = module_settings(stack, api_token=TOKEN)
+    settings = module_settings(stack, api_token=TOKEN, history_length=PER_STREAM)
     create_topics(settings)
     events = sensor_events(N_STREAMS, PER_STREAM, seed=3, spike_at=SPIKE_AT)
     produce(settings.bootstrap_servers, settings.events_topic, events)

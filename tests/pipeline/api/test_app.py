@@ -16,9 +16,8 @@ from fastapi.testclient import TestClient
 from pipeline.alerts import Alert, alert_id, iso_utc
 from pipeline.api.app import create_app
 from pipeline.api.server import add_commands, check_exposure, run_api
-from pipeline.history import alerts_key
 from pipeline.settings import Settings, SettingsError
-from pipeline.state_store import RedisStateStore
+from pipeline.state_store import RedisStateStore, alerts_key
 from tests.pipeline.api.conftest import N_STREAMS, TOKEN, live_server
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

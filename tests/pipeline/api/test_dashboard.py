@@ -65,7 +65,7 @@ def drawn_pixels(page: Page, selector: str) -> int:
 
 
 def test_dashboard_shows_streams_chart_and_a_live_alert(stack: StackInfo, browser: Browser) -> None:
-    settings = module_settings(stack, api_token=TOKEN)
+    settings = module_settings(stack, api_token=TOKEN, history_length=STEPS)
     create_topics(settings)
     events = sensor_events(STREAMS, STEPS, seed=5, spike_at=None)
     produce(settings.bootstrap_servers, settings.events_topic, events)
