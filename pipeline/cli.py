@@ -164,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backends", default="kafka-python,confluent", help="comma-separated")
     p.add_argument("--runs", type=int, default=1, help="repeat and report medians")
     p.add_argument("--scale", default="", help="stream counts for the scale curve, e.g. 1000,10000")
+    p.add_argument(
+        "--latency-seconds", type=float, default=8.0, help="length of each latency phase"
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("backtest", help="replay CSV files through the detector")
