@@ -8,6 +8,7 @@ import pytest
 from detectors.backtest import replay
 from detectors.detector import DetectorParams, RecurrentDetector
 from detectors.forecaster import LoadedModel, load_checkpoint, shipped_model_path
+from detectors.scoring import NoveltyParams, ScoringParams
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,26 @@ def test_a_day_missing_its_daily_peak_is_seen_by_the_profile_distance(
     assert on.scores[missing].max() > off.scores[missing].max() + 0.3
     # The normal days before it (after two days of learning) stay quiet.
     assert not on.alerts[3 * day : 10 * day].any()
+
+
+def test_a_climb_past_every_earlier_value_is_seen_by_the_range_channel(
+    loaded: LoadedModel,
+) -> None:
+    """A slow ramp to a level the stream has never shown makes no large one-step error;
+    the running range sees the first value past it, the model-error channels do not."""
+    rng = np.random.default_rng(6)
+    values = 50.0 + 10.0 * np.sin(np.arange(2000) / 20.0) + rng.normal(0, 0.5, 2000)
+    values[1500:] += np.minimum(np.arange(500) * 0.05, 12.0)  # up to 60% past the old max
+    series = [values[:, None].astype(np.float32)]
+    on = replay(RecurrentDetector(loaded), series)[0]
+    off_params = DetectorParams(novelty=NoveltyParams(margin=1e9))
+    off = replay(RecurrentDetector(loaded, off_params), series)[0]
+    assert not on.alerts[100:1500].any()
+    assert on.alerts[1500:].any()
+    assert not off.alerts[1500:].any()
+
+
+def test_more_extra_averages_than_the_state_keeps_are_refused(loaded: LoadedModel) -> None:
+    params = DetectorParams(scoring=ScoringParams(extra_alphas=(1.0, 0.5), extra_decades=(48, 24)))
+    with pytest.raises(ValueError, match="one extra scoring average"):
+        RecurrentDetector(loaded, params)
