@@ -154,7 +154,7 @@ def _latency(settings: Settings, rate: float, n_streams: int, seconds: float) ->
     worker = open_worker(s)
     n_events = max(1000, int(rate * seconds))
     runner = threading.Thread(
-        target=worker.run, kwargs={"max_records": n_events, "idle_exit_s": 10}, daemon=True
+        target=worker.run, kwargs={"max_records": n_events, "idle_exit_s": 60}, daemon=True
     )
     runner.start()
     if not worker.ready.wait(60):
@@ -169,7 +169,9 @@ def _latency(settings: Settings, rate: float, n_streams: int, seconds: float) ->
     producer.start()
     producer.join()
     runner.join()
-    return np.array(worker.stats.latencies_ms or [np.nan])
+    if not worker.stats.latencies_ms:
+        raise RuntimeError("the latency worker processed no records")
+    return np.array(worker.stats.latencies_ms)
 
 
 @dataclass
