@@ -12,7 +12,7 @@ and `close` leaves the group so the partitions move at once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -21,6 +21,7 @@ from pipeline.kafka_io import (
     EventSource,
     KafkaPythonSink,
     KafkaPythonSource,
+    PartitionsCallback,
     Record,
     RecordBatch,
     RecordSink,
@@ -28,8 +29,6 @@ from pipeline.kafka_io import (
 from pipeline.settings import Settings
 
 log = logging.getLogger(__name__)
-
-PartitionsCallback = Callable[[set[tuple[str, int]]], None]
 
 # Errors a consumer sees while the broker restarts or the group rebalances; librdkafka
 # recovers from them by itself, so they are logged, not raised.
@@ -127,7 +126,8 @@ class ConfluentSource:
             **security_config(settings),
             **(overrides or {}),
         }
-        self._on_assign, self._on_revoke = on_assign, on_revoke
+        self._on_assign = on_assign
+        self._revoke_callbacks = [] if on_revoke is None else [on_revoke]
         self._consumer = Consumer(config)
         self._consumer.subscribe(
             list(topics),
@@ -141,8 +141,12 @@ class ConfluentSource:
             self._on_assign(_partitions(tps))
 
     def _revoked(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
-        if self._on_revoke is not None:
-            self._on_revoke(_partitions(tps))
+        partitions = _partitions(tps)
+        for callback in self._revoke_callbacks:
+            callback(partitions)
+
+    def on_revoke(self, callback: PartitionsCallback) -> None:
+        self._revoke_callbacks.append(callback)
 
     def poll(self, timeout_ms: int, max_records: int) -> RecordBatch:
         """Return what is already fetched at once; wait up to timeout_ms only when nothing

@@ -100,8 +100,17 @@ def _same(record: Any) -> Record:
     return cast("Record", record)
 
 
+PartitionsCallback = Callable[[set[tuple[str, int]]], None]
+
+
 class EventSource(Protocol):
     def poll(self, timeout_ms: int, max_records: int) -> RecordBatch: ...
+
+    def on_revoke(self, callback: PartitionsCallback) -> None:
+        """Also call `callback` (inside poll) when partitions are revoked or lost, before
+        another member can take them."""
+        ...
+
     def commit(self, offsets: dict[tuple[str, int], int]) -> None: ...
     def assignment(self) -> set[tuple[str, int]]: ...
     def close(self) -> None: ...
@@ -123,15 +132,15 @@ class RecordSink(Protocol):
 
 class _Listener(ConsumerRebalanceListener):
     def __init__(
-        self,
-        on_assign: Callable[[set[tuple[str, int]]], None] | None,
-        on_revoke: Callable[[set[tuple[str, int]]], None] | None,
+        self, on_assign: PartitionsCallback | None, on_revoke: PartitionsCallback | None
     ) -> None:
-        self._on_assign, self._on_revoke = on_assign, on_revoke
+        self._on_assign = on_assign
+        self.revoke_callbacks = [] if on_revoke is None else [on_revoke]
 
     def on_partitions_revoked(self, revoked: Any) -> None:
-        if self._on_revoke is not None:
-            self._on_revoke({(tp.topic, tp.partition) for tp in revoked})
+        partitions = {(tp.topic, tp.partition) for tp in revoked}
+        for callback in self.revoke_callbacks:
+            callback(partitions)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         if self._on_assign is not None:
@@ -165,7 +174,11 @@ class KafkaPythonSource:
             **settings.kafka_security(),
             **(overrides or {}),
         )
-        self._consumer.subscribe(list(topics), listener=_Listener(on_assign, on_revoke))
+        self._listener = _Listener(on_assign, on_revoke)
+        self._consumer.subscribe(list(topics), listener=self._listener)
+
+    def on_revoke(self, callback: PartitionsCallback) -> None:
+        self._listener.revoke_callbacks.append(callback)
 
     def poll(self, timeout_ms: int, max_records: int) -> RecordBatch:
         batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=max_records)

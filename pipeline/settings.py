@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # Large batches amortise the per-stream work (one state load and save per stream per
     # batch); under light load a poll returns what has arrived, so batches stay small.
     max_poll_records: int = Field(default=50_000, ge=1, le=100_000)
+    # States stay in the worker's memory between checkpoints (save to Redis, then commit
+    # offsets): at most this long, and for at most this many streams. 0 = every batch.
+    commit_interval_ms: int = Field(default=1000, ge=0, le=60_000)
+    max_cached_streams: int = Field(default=200_000, ge=1)
     poll_timeout_ms: int = Field(default=200, ge=1)
     max_message_bytes: int = Field(default=64 * 1024, ge=256)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

@@ -16,10 +16,16 @@ twice" hold whatever moment a worker is killed at:
    holds (a worker that lost its partition cannot overwrite newer state);
 6. commit the batch's offsets.
 
-A crash before 5 replays the batch: alerts are re-sent with the same deterministic ids.
-A crash between 5 and 6 replays it too, but the states already record those offsets, so
-the events are skipped. Redis being unreachable pauses the loop (with backoff) before 6,
-so nothing is committed that was not applied.
+Steps 5 and 6 run once per checkpoint (`pipeline.checkpoint`), not per batch: the states a
+batch changes stay in memory and further batches of the same interval apply to them;
+every `commit_interval_ms`, when the worker goes idle or stops, and before the group
+takes partitions away, all of them are saved and then all the interval's offsets
+committed. Steps 0-4 stay per batch, so alerts are not delayed by it.
+
+A crash before 5 replays the interval: alerts are re-sent with the same deterministic
+ids. A crash between 5 and 6 replays it too, but the states already record those
+offsets, so the events are skipped. Redis being unreachable pauses the loop (with
+backoff) before 6, so nothing is committed that was not applied.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from detectors.detector import RecurrentDetector
 from detectors.state import StateFormatError
 from pipeline.alerts import Alert
 from pipeline.batch import BatchColumns, ViewBuilder, deadletter_record, next_offsets
+from pipeline.checkpoint import Checkpoint
 from pipeline.events import (
     DUPLICATE_TS,
     FEATURE_MISMATCH,
@@ -125,6 +132,9 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self.ready = threading.Event()  # set once the group has assigned us partitions
+        self.checkpoint = Checkpoint(detector.layout, settings.history_length)
+        # Save and commit before partitions move to another worker (called inside poll).
+        source.on_revoke(self._revoked)
 
     # --- the loop -------------------------------------------------------------------
     def stop(self) -> None:
@@ -150,14 +160,60 @@ class Worker:
                         self.ready.set()
                 if len(records):
                     self.process_with_retry(records)
-                elif idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
-                    break
+                    if self._checkpoint_due():
+                        self.save_checkpoint()
+                else:
+                    self.save_checkpoint()  # idle: nothing waits in memory
+                    if idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
+                        break
                 if max_records is not None and self.stats.records >= max_records:
                     break
+            self.save_checkpoint()
         finally:
+            if self.checkpoint.batches:  # leaving on an error: the batches taken in are whole
+                try:
+                    self.save_checkpoint()
+                except Exception as exc:
+                    log.warning("could not save the last checkpoint (%s); it is replayed", exc)
             self.source.close()
             self.sink.close()
         return self.stats
+
+    def _checkpoint_due(self) -> bool:
+        cp, s = self.checkpoint, self.settings
+        age_ms = (time.monotonic() - cp.opened) * 1000.0
+        return age_ms >= s.commit_interval_ms or len(cp) >= s.max_cached_streams
+
+    def _revoked(self, partitions: set[tuple[str, int]]) -> None:
+        if self.checkpoint.batches:
+            log.info("partitions %s revoked: saving and committing first", sorted(partitions))
+            self.save_checkpoint()
+        else:
+            self.checkpoint.clear()
+
+    def save_checkpoint(self) -> None:
+        """5. save every state changed since the last checkpoint, with the API's view and
+        the counters (one round trip); 6. commit the interval's offsets; drop the cache."""
+        cp = self.checkpoint
+        if not cp.batches:
+            cp.clear()  # states loaded for batches that applied nothing
+            return
+        lag = [(f"=lag:{t}:{p}", n) for (t, p), n in self.source.lag(cp.offsets).items()]
+        items, view = cp.save_args(lag)
+        written = self._with_backoff(lambda: self.store.save(items, view))
+        self.stats.writes_refused += written.count(False)
+        try:
+            self.source.commit(cp.offsets)
+        except Exception as exc:  # the group moved on: the new owner replays; fencing holds
+            self.stats.commit_failures += 1
+            log.warning("offset commit failed (%s); the partition's new owner replays", exc)
+        self.stats.alerts += len(cp.alerts)
+        self.stats.last_batch_done = time.monotonic()
+        alerts = cp.alerts
+        cp.clear()
+        if self.on_alert is not None:
+            for alert in alerts:
+                self.on_alert(alert)
 
     def process_with_retry(self, records: RecordBatch) -> None:
         """Process a batch; while Redis is unreachable, wait and retry without committing.
@@ -202,10 +258,17 @@ class Worker:
         )
         rejected = decoded.rejected
 
-        # 2. load the batch's stream states (one round trip)
+        # 2. load the states of the batch's streams that this checkpoint does not hold yet
+        #    (one round trip)
         cols = BatchColumns.of(decoded, records, self.detector.max_features)
-        states, known = self._load(cols.stream_ids)
-        self.stats.streams_created += int((~known).sum())
+        cp = self.checkpoint
+        missing = cp.missing(cols.stream_ids)
+        if missing:
+            loaded, known = self._load(missing)
+            self.stats.streams_created += int((~known).sum())
+            cp.insert(missing, loaded)
+        rows = cp.rows_of(cols.stream_ids)
+        states = cp.states[rows]
 
         # 3. step the detector, one batched call per round
         alerts: list[Alert] = []
@@ -228,39 +291,14 @@ class Worker:
         created = np.array(records.timestamps, dtype=np.float64)
         self.stats.record_latency((time.time() * 1000.0 - created).tolist())
 
-        # 5. save changed states, fenced by offset, with the API's view and the batch's
-        #    counters (one round trip)
+        # 5./6. come with the checkpoint (`save_checkpoint`); until then the batch's states,
+        #    view and offsets are held in memory
         changed = np.flatnonzero(dirty).tolist()
-        items = list(
-            zip(
-                [cols.stream_ids[i] for i in changed],
-                self.detector.layout.encode(states[dirty]),
-                strict=True,
-            )
-        )
-        offsets = next_offsets(records)  # what step 6 commits
         metrics = self._batch_metrics(records, rejected, alerts, applied_before, started)
-        metrics += [
-            (f"=lag:{topic}:{partition}", lag)
-            for (topic, partition), lag in self.source.lag(offsets).items()
-        ]
         batch_view = view.batch(changed, alert_json, metrics)
-        written = self._with_backoff(lambda: self.store.save(items, batch_view))
-        self.stats.writes_refused += written.count(False)
-
-        # 6. commit offsets
-        try:
-            self.source.commit(offsets)
-        except Exception as exc:  # the group moved on: the new owner replays; fencing holds
-            self.stats.commit_failures += 1
-            log.warning("offset commit failed (%s); the partition's new owner replays", exc)
+        cp.add_batch(rows, states, dirty, batch_view, alerts, next_offsets(records))
         self.stats.records += len(records)
-        self.stats.alerts += len(alerts)
-        self.stats.last_batch_done = time.monotonic()
-        if self.on_alert is not None:
-            for alert in alerts:
-                self.on_alert(alert)
-        return BatchOutcome(alerts, rejected, offsets)
+        return BatchOutcome(alerts, rejected, cp.offsets)
 
     def _batch_metrics(
         self,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import numpy as np
@@ -238,3 +239,42 @@ def test_a_record_near_the_broker_limit_is_dead_lettered_cut_not_fatal(
     assert headers["vigil.reason"] == b"oversized"
     assert headers["vigil.truncated"] == f"{len(huge)},1".encode()
     assert dead[0].value == huge[: 512 * 1024]
+
+
+def test_states_and_offsets_wait_for_the_checkpoint(
+    stack: StackInfo, topic_names: Any, redis_client: Any
+) -> None:
+    """Batches of one interval apply to states held in memory: Redis and the committed
+    offsets change only when the checkpoint saves (5) and then commits (6)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    s = test_settings(stack, topic_names, commit_interval_ms=60_000, max_poll_records=7)
+    create_topics(s)
+    events = sensor_events(n_streams=3, per_stream=20, spike_at=None)
+    produce(s.bootstrap_servers, s.events_topic, events)
+    worker = open_worker(s)
+    streams = ["s-0000", "s-0001", "s-0002"]
+    probe = KafkaConsumer(bootstrap_servers=s.bootstrap_servers, group_id=s.group_id,
+                          enable_auto_commit=False)  # fmt: skip
+    partitions = [TopicPartition(s.events_topic, p) for p in range(s.topic_partitions)]
+    try:
+        deadline = time.monotonic() + 60
+        while worker.stats.records < len(events):
+            assert time.monotonic() < deadline, "the worker did not see every event"
+            batch = worker.source.poll(100, s.max_poll_records)
+            if len(batch):
+                worker.process_with_retry(batch)
+        assert worker.stats.batches > 1
+        assert worker.store.load(streams) == [None, None, None]  # nothing saved yet
+        assert all(probe.committed(tp) is None for tp in partitions)
+
+        worker.save_checkpoint()
+        saved, known = worker.detector.layout.decode(worker.store.load(streams))
+        assert known.all() and (saved["count"] == 20).all()
+        committed = sum(probe.committed(tp) or 0 for tp in partitions)
+        assert committed == len(events)  # next offsets over all partitions
+        assert len(worker.checkpoint) == 0
+    finally:
+        probe.close()
+        worker.source.close()
+        worker.sink.close()

@@ -18,6 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,9 @@ def fault_settings(
         "topic_partitions": 4,
         "poll_timeout_ms": 100,
         "max_poll_records": 200,
+        # Checkpoints of several batches each, and many of them in a run: a kill lands
+        # between a checkpoint's batches as often as between checkpoints.
+        "commit_interval_ms": 100,
     }
     values.update(extra)
     s = load_settings(None, **values)
@@ -202,6 +206,7 @@ def worker_env(s: Settings) -> dict[str, str]:
         VIGIL_REDIS_PREFIX=s.redis_prefix,
         VIGIL_MAX_POLL_RECORDS=str(s.max_poll_records),
         VIGIL_POLL_TIMEOUT_MS=str(s.poll_timeout_ms),
+        VIGIL_COMMIT_INTERVAL_MS=str(s.commit_interval_ms),
         VIGIL_SESSION_TIMEOUT_MS=str(s.session_timeout_ms),
     )
     return env
@@ -226,8 +231,23 @@ def process_problem(procs: list[subprocess.Popen[bytes]]) -> str | None:
     return None
 
 
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has installed its SIGTERM handler yet (Linux: SigCgt mask)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
+
+
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
-    """SIGTERM (finish the batch, commit, leave), wait, return its stderr; must exit 0."""
+    """SIGTERM (finish the batch, commit, leave), wait, return its stderr; must exit 0.
+
+    A worker spawned a moment ago may still be starting Python: the signal is sent once
+    it handles SIGTERM, since before that there is nothing to stop cleanly."""
+    wait_until(lambda: proc.poll() is not None or catches_sigterm(proc.pid), 30,
+               "the worker handles SIGTERM", lambda: None)  # fmt: skip
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
