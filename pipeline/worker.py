@@ -218,9 +218,9 @@ class Worker:
     def process_with_retry(self, records: RecordBatch) -> None:
         """Process a batch; while Redis is unreachable, wait and retry without committing.
 
-        Loading fails before anything is published, so the whole batch is retried; a
-        failed save is retried on its own (`_save`), so alerts and dead letters already
-        acknowledged by the broker are not sent again.
+        Loading fails before anything is published or held, so the whole batch is
+        retried; a failed checkpoint save is retried on its own (`save_checkpoint`), so
+        alerts and dead letters already acknowledged by the broker are not sent again.
         """
         self._with_backoff(lambda: self.process(records))
 
