@@ -123,6 +123,9 @@ class NoveltyParams:
     # the same (77.6-77.7 standard), 750 loses 1.5 and 1000 loses 3.2 (windows early in
     # short files); 450, about a day and a half of 5-minute events, is the middle.
     ready: int = 450
+    # Off: the range is still kept (so turning it on later has the whole history), it
+    # just never scores. For streams whose new records are routine rather than news.
+    enabled: bool = True
 
 
 def range_score(
@@ -137,6 +140,8 @@ def range_score(
 
     Uses the range from *before* x, so a value cannot widen the range it is judged by.
     """
+    if not params.enabled:
+        return np.zeros(len(x), dtype=np.float32)
     width = np.maximum(high - low, 1e-6 + 1e-4 * np.abs(high))
     overshoot = np.maximum(x - high, low - x) / width - params.margin
     score = np.where(overshoot >= 0.0, 0.5 + 0.5 * overshoot / params.scale, 0.0)

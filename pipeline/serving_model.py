@@ -10,6 +10,7 @@ from __future__ import annotations
 from detectors.detector import DetectorParams, RecurrentDetector
 from detectors.forecaster import LoadedModel, load_checkpoint, shipped_model_path
 from detectors.policy import AlertPolicy
+from detectors.scoring import NoveltyParams
 from pipeline.settings import Settings, SettingsError
 
 
@@ -28,12 +29,13 @@ def load_shipped_model(settings: Settings) -> LoadedModel:
 
 def detector_params(settings: Settings) -> DetectorParams:
     return DetectorParams(
+        novelty=NoveltyParams(enabled=settings.range_channel),
         policy=AlertPolicy(
             threshold=settings.alert_threshold,
             clear=settings.alert_clear,
             cooldown=settings.alert_cooldown,
             warmup=settings.warmup_events,
-        )
+        ),
     )
 
 

@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     alert_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     alert_clear: float = Field(default=0.3, ge=0.0, le=1.0)
     alert_cooldown: int = Field(default=30, ge=0)
+    range_channel: bool = Field(
+        default=True,
+        description="score values beyond a stream's running min/max (after 450 events); "
+        "turn off for heavy-tailed streams, such as transaction amounts, where a new "
+        "record is routine",
+    )
     max_abs_value: float = Field(default=1e12, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int = Field(default=1, ge=1, le=256)
