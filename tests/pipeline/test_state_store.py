@@ -24,6 +24,7 @@ from pipeline.state_store import (
     connect_redis,
     history_key,
     meta_key,
+    scores_key,
     state_key,
 )
 
@@ -388,3 +389,27 @@ def test_redis_history_matches_memory_reference(
         stored = redis_client.get(history_key("hist", stream))
         assert stored == reference.history.get(stream)
         assert len(parse_history(stored)) <= keep
+
+
+@pytest.mark.parametrize("history_length", [0, 3])
+def test_score_index_over_many_streams_matches_reference(
+    redis_client: redis.Redis, history_length: int
+) -> None:
+    """The Lua script ranks streams in chunks; every accepted stream lands with its own
+    score, refused ones keep their old one, with or without history keys in the call."""
+    redis_client.flushdb()
+    real = RedisStateStore(redis_client, "rank")
+    reference = MemoryStateStore("rank")
+    streams = [f"s-{i}" for i in range(1_234)]
+    first = [(s, blob(0, 10)) for s in streams]
+    view = BatchView(history=[b""] * len(first), scores=[0.1] * len(first),
+                     history_length=history_length)  # fmt: skip
+    assert real.save(first, view) == reference.save(first, view)
+    # Every third stream replays an old offset (refused); the rest move on.
+    second = [(s, blob(0, 5 if i % 3 == 0 else 11)) for i, s in enumerate(streams)]
+    scores = [round(i / 1_234, 6) for i in range(len(second))]
+    view = BatchView(history=[b""] * len(second), scores=scores, history_length=history_length)
+    assert real.save(second, view) == reference.save(second, view)
+    ranked = dict(redis_client.zrange(scores_key("rank"), 0, -1, withscores=True))
+    assert {k.decode(): v for k, v in ranked.items()} == pytest.approx(reference.scores)
+    assert sum(1 for v in reference.scores.values() if v == 0.1) == 412
