@@ -65,6 +65,8 @@ def validate_stream(stream: str) -> str:
         raise ValueError("stream id must be a non-empty string")
     if len(stream) > MAX_STREAM_LENGTH:
         raise ValueError(f"stream id longer than {MAX_STREAM_LENGTH} characters")
+    if stream.isprintable():  # one C call: no control character, no surrogate
+        return stream
     for char in stream:
         category = unicodedata.category(char)
         if category == "Cc":
