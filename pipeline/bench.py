@@ -3,7 +3,9 @@
 For each Kafka backend, in one process run, on one pre-loaded topic:
 
 1. raw consume: the backend's client reads every record and does nothing else — the
-   ceiling for the worker;
+   ceiling for the worker; then the same plus the worker's decoding, validation and
+   batch columns (no detector, no Redis) — the ceiling for any worker that decodes JSON
+   in Python;
 2. end to end: a worker (GRU, hidden 64 by default) processes the same records from a new
    consumer group with empty Redis state: events/s, and the ratio to the raw rate;
 3. latency at 50% and 90% of that end-to-end rate: records produced at a steady rate
@@ -35,6 +37,8 @@ from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.batch import BatchColumns
+from pipeline.events import decode_columns
 from pipeline.runtime import create_topics, make_source, open_store, open_worker
 from pipeline.settings import Settings
 from pipeline.stack import LocalStack
@@ -106,8 +110,12 @@ def _produce_steadily(
     _produce(bootstrap, topic, iter(records), rate)
 
 
-def _raw_consume(settings: Settings, n_events: int) -> float:
+def _raw_consume(settings: Settings, n_events: int, decode: bool = False) -> float:
+    """Events/s of the backend's client alone; with `decode`, also the worker's decoding,
+    validation and batch columns: the ceiling of any worker that still has a detector to
+    step and states to load and save."""
     source = make_source(settings.replace(group_id=f"bench-raw-{uuid.uuid4().hex[:8]}"))
+    features = settings.max_features
     seen, start = 0, None
     deadline = time.monotonic() + 300
     try:
@@ -116,6 +124,14 @@ def _raw_consume(settings: Settings, n_events: int) -> float:
             if records and start is None:
                 start = time.perf_counter()
             seen += len(records)
+            if decode and records:
+                decoded = decode_columns(
+                    records,
+                    max_features=features,
+                    max_abs_value=settings.max_abs_value,
+                    max_message_bytes=settings.max_message_bytes,
+                )
+                BatchColumns.of(decoded, records, features)
     finally:
         source.close()
     return seen / max(time.perf_counter() - (start or time.perf_counter()), 1e-9)
@@ -177,6 +193,7 @@ def _latency(settings: Settings, rate: float, n_streams: int, seconds: float) ->
 @dataclass
 class BackendResult:
     raw: list[float] = field(default_factory=list)
+    decode: list[float] = field(default_factory=list)  # consume + decode + columns
     e2e: list[float] = field(default_factory=list)
     latency: dict[int, list[np.ndarray]] = field(default_factory=dict)  # % of peak -> runs
 
@@ -202,6 +219,8 @@ def _measure_backend(
     _produce(s, s.events_topic, _event_values(n_streams, n_events, seed=1))
     console.print(f"[{backend}] raw consume …")
     result.raw.append(_raw_consume(s, n_events))
+    console.print(f"[{backend}] consume + decode …")
+    result.decode.append(_raw_consume(s, n_events, decode=True))
     console.print(f"[{backend}] worker end to end …")
     e2e = _end_to_end(s, n_events)
     result.e2e.append(e2e)
@@ -280,6 +299,9 @@ def _report(
         table.add_row(label, *[fn(r) for r in results.values()])  # type: ignore[operator]
 
     row("raw consume, events/s", lambda r: f"{med(r.raw):,.0f}")
+    row("consume + decode, events/s", lambda r: f"{med(r.decode):,.0f}")
+    row("consume + decode / raw consume",
+        lambda r: f"{med(d / w for d, w in zip(r.decode, r.raw, strict=True)):.2f}")  # fmt: skip
     row("worker end to end, events/s", lambda r: f"{med(r.e2e):,.0f}")
     row("worker / raw consume",
         lambda r: f"{med(e / w for e, w in zip(r.e2e, r.raw, strict=True)):.2f}")  # fmt: skip

@@ -24,6 +24,8 @@ def test_bench_reports_every_measure(stack: StackInfo, capsys: pytest.CaptureFix
     assert code == 0
     for row in (
         "raw consume, events/s",
+        "consume + decode, events/s",
+        "consume + decode / raw consume",
         "worker end to end, events/s",
         "worker / raw consume",
         "latency p99.9 at 90% load, ms",
