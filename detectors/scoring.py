@@ -120,8 +120,9 @@ class NoveltyParams:
     # Events before the range is trusted: a young stream sets records all the time (an iid
     # stream's n-th value is a new extreme with probability 2 / n, and heavy-tailed ones,
     # such as transaction amounts, overshoot by a margin often). On NAB dev 48-600 score
-    # the same (77.6-77.7 standard), 750 loses 1.5 and 1000 loses 3.2 (windows early in
-    # short files); 450, about a day and a half of 5-minute events, is the middle.
+    # the same (77.6-77.7 standard, measured before the level channel's warm-up), 750
+    # loses 1.5 and 1000 loses 3.2 (windows early in short files); 450, about a day and
+    # a half of 5-minute events, is the middle.
     ready: int = 450
     # Off: the range is still kept (so turning it on later has the whole history), it
     # just never scores. For streams whose new records are routine rather than news.

@@ -152,3 +152,31 @@ def test_more_extra_averages_than_the_state_keeps_are_refused(loaded: LoadedMode
     params = DetectorParams(scoring=ScoringParams(extra_alphas=(1.0, 0.5), extra_decades=(48, 24)))
     with pytest.raises(ValueError, match="one extra scoring average"):
         RecurrentDetector(loaded, params)
+
+
+def test_heavy_tailed_iid_streams_stay_quiet_when_their_profile_becomes_ready(
+    loaded: LoadedModel,
+) -> None:
+    """Card-like amounts (lognormal, a mild daily shape, no anomaly): the profile distance
+    used to score 1.0 on the day the profile became ready (its first distances were judged
+    against statistics with no spread), so every stream alerted once there. Now that day
+    is quiet and alerts stay rare (fewer than one per stream in eight days), while a
+    lasting rise of the same streams' level is still found. Only the level channel scores.
+    """
+    rng = np.random.default_rng(7)
+    n, steps, day = 20, 1152, 144  # eight days of 10-minute events; ready after two
+    t = np.arange(steps)
+    shape = 0.3 * np.sin(2 * np.pi * (t % day) / day)
+    spread = rng.uniform(0.4, 0.9, (n, 1))
+    log_amount = np.log(35.0) + shape + spread * rng.normal(size=(n, steps))
+    ts = [t.astype(np.int64) * 600_000] * n
+    quiet = ScoringParams(decades=1e9, extra_decades=(1e9,))
+    params = DetectorParams(scoring=quiet, novelty=NoveltyParams(enabled=False))
+    det = RecurrentDetector(loaded, params)
+    normal = replay(det, [np.exp(a)[:, None].astype(np.float32) for a in log_amount], ts=ts)
+    assert not any(r.alerts[: 3 * day].any() for r in normal)
+    assert sum(int(r.alerts.sum()) for r in normal) < n
+    shifted = log_amount.copy()
+    shifted[:, 6 * day :] += 1.5
+    raised = replay(det, [np.exp(a)[:, None].astype(np.float32) for a in shifted], ts=ts)
+    assert all(r.alerts[6 * day :].any() for r in raised)
