@@ -12,7 +12,7 @@ For every stream in the batch, at once:
    same way, but only when larger than 80% of the recent largest such distance (a daily
    spike the profile cannot hold is not news every day); a third is x_t beyond the
    stream's running range (`detectors.scoring.range_score`); the largest score wins;
-4. apply the alert policy;
+4. hand the evidence to the episode policy (`detectors.base.Alerting`, in `step`);
 5. advance the recurrent state one step and predict t+1;
 6. update the normalisation statistics, the time-of-day profile, the running range and the
    ring buffer.
@@ -30,8 +30,9 @@ import numpy as np
 import torch
 
 from detectors import season
+from detectors.base import Events, Evidence, StepOutput, apply_policy
 from detectors.forecaster import LoadedModel, pick_device
-from detectors.policy import AlertPolicy, apply_policy
+from detectors.policy import AlertPolicy
 from detectors.scoring import (
     NoveltyParams,
     ScoringParams,
@@ -71,16 +72,10 @@ class DetectorParams:
     scoring: ScoringParams = field(default_factory=ScoringParams)
     novelty: NoveltyParams = field(default_factory=NoveltyParams)
     policy: AlertPolicy = field(default_factory=AlertPolicy)
+    warmup: int = 48  # a stream's first events only teach: no score, so no alert
 
 
-@dataclass
-class StepOutput:
-    scores: np.ndarray  # [B] float32 in [0, 1]
-    expected: np.ndarray  # [B, F] the prediction for x_t, in the stream's own units
-    top_feature: np.ndarray  # [B] index of the feature with the largest error
-    alerts: np.ndarray  # [B] bool, the policy fired
-    rewarmed: np.ndarray  # [B] bool, the state came from another model version
-    states: np.ndarray  # [B] new states
+SOURCES = ("error", "level", "range")
 
 
 def _std(var: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -199,7 +194,7 @@ class RecurrentDetector:
 
         Only once both profile slots around x_t have seen `level_ready` events does the
         distance count (and get learned): an unfinished profile is far from everything.
-        Its first `policy.warmup` learned distances are not scored, as a stream's first
+        Its first `warmup` learned distances are not scored, as a stream's first
         events are not: until then the distance's statistics have no spread (the first
         one is judged against a mean and variance of zero), so any distance at all scored
         1.0 and every stream alerted once on the day its profile became ready. The peak
@@ -234,8 +229,11 @@ class RecurrentDetector:
             peak = err[:, 3]
         new_err = np.where(ready[:, None], np.stack([short, e_mean, e_var, peak], axis=1), err)
         new_count = np.where(ready, count + 1, count)
-        scored = ready & (count >= p.policy.warmup)
+        scored = ready & (count >= p.warmup)
         return np.where(scored, score, 0.0).astype(np.float32), new_count, new_err
+
+    def fresh(self, n: int) -> np.ndarray:
+        return self.layout.fresh(n)
 
     def step(
         self,
@@ -244,11 +242,31 @@ class RecurrentDetector:
         states: np.ndarray,
         ts_ms: np.ndarray | None = None,
     ) -> StepOutput:
-        """x [B, F] float, mask [B, F] bool (feature slots in use), states [B] -> StepOutput.
+        """x [B, F] float, mask [B, F] bool (feature slots in use), states [B] -> StepOutput:
+        `score` followed by the episode policy (`detectors.base.Alerting`).
 
-        ts_ms [B] int64 epoch milliseconds of each event feeds the time-of-day profile;
-        without it the profile stays empty (no seasonal correction).
+        ts_ms [B] int64 epoch milliseconds of each event feeds the time-of-day profile and
+        the policy's durations; without it (a replay of bare values) events are taken to
+        be one second apart and the profile stays empty.
         """
+        if ts_ms is None:
+            ts = states["count"].astype(np.int64) * 1000
+            evidence, new_states = self._score(x, mask, states, None)
+        else:
+            ts = np.asarray(ts_ms, np.int64)
+            evidence, new_states = self._score(x, mask, states, ts)
+        return apply_policy(evidence, ts, new_states, self.params.policy)
+
+    def score(self, events: Events, states: np.ndarray) -> tuple[Evidence, np.ndarray]:
+        return self._score(events.x, events.mask, states, events.ts_ms)
+
+    def _score(
+        self,
+        x: np.ndarray,
+        mask: np.ndarray,
+        states: np.ndarray,
+        ts_ms: np.ndarray | None,
+    ) -> tuple[Evidence, np.ndarray]:
         p = self.params
         x = np.where(mask, x, 0.0).astype(np.float32)
         count = states["count"].astype(np.int64)
@@ -296,19 +314,18 @@ class RecurrentDetector:
             np.array((sp.short_alpha, *sp.extra_alphas), dtype=np.float32),
             np.array((sp.decades, *sp.extra_decades)),
         )
-        score = channels[0].max(axis=1)
+        error_score = channels[0].max(axis=1)
         level_score, level_count, level_err = self._level(z_full, mask, states, lo_hi_w)
-        score = np.maximum(score, level_score)
         low, high = states["range_low"], states["range_high"]
-        score = np.maximum(score, range_score(x, mask, low, high, count, p.novelty))
-        short, e_mean, e_var = (c[:, 0] for c in channels[1:])
-        evidence = states["evidence"].copy()
-        evidence[:, : 3 * n_extra] = np.stack([c[:, 1:] for c in channels[1:]], 1).reshape(
-            len(error), -1
+        by_source = np.stack(
+            [error_score, level_score, range_score(x, mask, low, high, count, p.novelty)], 1
         )
-        score = np.where(count + 1 > p.policy.warmup, score, 0.0).astype(np.float32)
-        alerts, flags, cooldown = apply_policy(
-            score, count + 1, states["flags"], states["cooldown"], p.policy
+        by_source = np.where((count + 1 > p.warmup)[:, None], by_source, 0.0).astype(np.float32)
+        score = by_source.max(axis=1)
+        short, e_mean, e_var = (c[:, 0] for c in channels[1:])
+        extra_stats = states["evidence"].copy()
+        extra_stats[:, : 3 * n_extra] = np.stack([c[:, 1:] for c in channels[1:]], 1).reshape(
+            len(error), -1
         )
 
         next_pred, hidden = self._run(z, mask, states["hidden"])
@@ -331,17 +348,17 @@ class RecurrentDetector:
         states["hidden"] = hidden
         states["norm_mean"], states["norm_var"] = new_mean, new_var
         states["err_short"], states["err_mean"], states["err_var"] = short, e_mean, e_var
-        states["evidence"] = evidence
+        states["evidence"] = extra_stats
         states["level_count"], states["level_err"] = level_count, level_err
-        states["flags"], states["cooldown"] = flags, cooldown
         states["ring"][:, :-1] = states["ring"][:, 1:]
         states["ring"][:, -1] = z
         states["count"] = np.minimum(count + 1, np.iinfo(np.uint32).max)
-        return StepOutput(
-            scores=score,
+        evidence = Evidence(
+            score=score,
+            sources=SOURCES,
+            by_source=by_source,
             expected=expected.astype(np.float32),
             top_feature=top,
-            alerts=alerts,
             rewarmed=stale,
-            states=states,
         )
+        return evidence, states

@@ -10,6 +10,8 @@ the distance from the profile (`level_*`) and a 16-event ring, so an LSTM record
 under 1 KiB. Layout 4 adds the running range of each feature (`range_*`, see
 `detectors.scoring.range_score`) and the peak of the profile distance, paid for by a
 12-event ring and room for one extra scoring average instead of two: 8 bytes smaller.
+Layout 5 replaces the alert flag and cooldown counter by the episode policy's fields
+(`detectors.policy.EPISODE_FIELDS`: in-episode flag, peak, start and last loud time).
 
 The record is a numpy structured dtype, so a whole batch of B records converts to and
 from one contiguous buffer without a per-field Python loop.
@@ -26,10 +28,12 @@ from functools import cached_property
 
 import numpy as np
 
+from detectors.policy import EPISODE_FIELDS, FLAG_IN_EPISODE
+
 MAGIC = b"VG"
-LAYOUT_VERSION = 4
+LAYOUT_VERSION = 5
 HEADER_BYTES = 16
-FLAG_IN_ALERT = 1
+FLAG_IN_ALERT = FLAG_IN_EPISODE
 EVIDENCE_FIELDS = 3  # the extra scoring average's statistics (detectors.scoring), 0 when fresh
 
 
@@ -58,8 +62,8 @@ class StateLayout:
                 ("model_tag", "<u4"),
                 ("feature_tag", "<u4"),
                 ("n_features", "u1"),
-                ("flags", "u1"),
-                ("cooldown", "<u2"),
+                *EPISODE_FIELDS,
+                ("reserved", "<u2"),  # keeps the floats below 4-byte aligned
                 ("count", "<u4"),
                 ("last_ts", "<i8"),
                 ("norm_mean", "<f4", (f,)),

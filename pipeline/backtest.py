@@ -16,7 +16,7 @@ Output, one row per input row:
   (label 0), the layout `vigil evaluate` and NAB read. For Vigil, anomaly_score there is
   the score on the rows where the alert policy fires and 0 elsewhere: NAB counts every
   row at or above its threshold as a detection, and what Vigil reports to a user is the
-  policy's alert (one per episode, then hysteresis and cooldown), not every surprising row.
+  policy's alerts (an episode's onset and escalations), not every surprising row.
   The River baselines have no such policy and write their raw scores.
 """
 

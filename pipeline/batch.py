@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.detector import StepOutput
+from detectors.base import StepOutput
 from pipeline.events import DecodedBatch, Rejected, deadletter_headers
 from pipeline.history import encode_points
 from pipeline.kafka_io import RecordBatch

@@ -33,9 +33,9 @@ def detector_params(settings: Settings) -> DetectorParams:
         policy=AlertPolicy(
             threshold=settings.alert_threshold,
             clear=settings.alert_clear,
-            cooldown=settings.alert_cooldown,
-            warmup=settings.warmup_events,
+            quiet_seconds=settings.alert_quiet_seconds,
         ),
+        warmup=settings.warmup_events,
     )
 
 

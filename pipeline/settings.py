@@ -94,7 +94,12 @@ class Settings(BaseSettings):
     warmup_events: int = Field(default=48, ge=1)
     alert_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
     alert_clear: float = Field(default=0.3, ge=0.0, le=1.0)
-    alert_cooldown: int = Field(default=30, ge=0)
+    alert_quiet_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="an alert episode ends after this long without a score >= alert_clear; "
+        "inside an episode only a clearly stronger score alerts again",
+    )
     range_channel: bool = Field(
         default=True,
         description="score values beyond a stream's running min/max (after 450 events); "

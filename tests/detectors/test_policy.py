@@ -1,50 +1,71 @@
-"""The alert policy: warm-up, threshold, hysteresis and cooldown, one stream at a time."""
+"""The episode policy: one alert at onset, escalation only when clearly stronger, resolve
+after a quiet duration; streams independent; inputs untouched."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from detectors.policy import AlertPolicy, apply_policy
+from detectors.policy import (
+    EPISODE_DTYPE,
+    ESCALATE,
+    NONE,
+    OPEN,
+    RESOLVE,
+    AlertPolicy,
+    decide,
+)
+
+POLICY = AlertPolicy(threshold=0.5, clear=0.3, quiet_seconds=600.0, escalate_by=0.1)
 
 
-def run(scores: list[float], policy: AlertPolicy, start_count: int = 1000) -> list[bool]:
-    """Feed one stream's scores through the policy; returns where it fired."""
-    flags = np.zeros(1, np.uint8)
-    cooldown = np.zeros(1, np.uint16)
-    fired = []
+def run(scores: list[float], policy: AlertPolicy = POLICY, every_s: int = 60) -> list[int]:
+    """One stream's scores, one event every `every_s` seconds -> the action per event."""
+    states = np.zeros(1, dtype=EPISODE_DTYPE)
+    actions = []
     for i, s in enumerate(scores):
-        count = np.array([start_count + i + 1])
-        alert, flags, cooldown = apply_policy(np.array([s]), count, flags, cooldown, policy)
-        fired.append(bool(alert[0]))
-    return fired
+        action, states = decide(
+            np.array([s], np.float32), np.array([i * every_s * 1000]), states, policy
+        )
+        actions.append(int(action[0]))
+    return actions
 
 
-def test_warmup_never_alerts() -> None:
-    policy = AlertPolicy(threshold=0.5, clear=0.3, cooldown=0, warmup=10)
-    fired = run([1.0] * 10 + [0.0, 1.0], policy, start_count=0)
-    assert not any(fired[:10])
-    assert fired[11]
+def test_one_alert_while_the_score_hovers_around_the_threshold() -> None:
+    actions = run([0.1, 0.6, 0.45, 0.6, 0.35, 0.62, 0.2])
+    assert actions == [NONE, OPEN, NONE, NONE, NONE, NONE, NONE]
 
 
-def test_hysteresis_gives_one_alert_per_episode() -> None:
-    policy = AlertPolicy(threshold=0.5, clear=0.3, cooldown=0, warmup=0)
-    # Hovers around the threshold but never falls to `clear`: one alert.
-    fired = run([0.1, 0.6, 0.45, 0.6, 0.4, 0.7, 0.2, 0.6], policy)
-    assert fired == [False, True, False, False, False, False, False, True]
+def test_a_clearly_stronger_score_escalates_and_raises_the_bar() -> None:
+    actions = run([0.6, 0.65, 0.75, 0.8, 0.95])
+    assert actions == [OPEN, NONE, ESCALATE, NONE, ESCALATE]
 
 
-def test_cooldown_blocks_a_new_episode_for_that_many_events() -> None:
-    policy = AlertPolicy(threshold=0.5, clear=0.3, cooldown=5, warmup=0)
-    fired = run([0.9, 0.0, 0.9, 0.0, 0.9, 0.0, 0.9, 0.0], policy)
-    assert fired == [True, False, False, False, False, False, True, False]
+def test_the_episode_resolves_after_the_quiet_duration_then_a_new_one_opens() -> None:
+    # quiet 600 s = 10 events of 60 s below `clear`: the 11th event after the last loud one
+    # carries the RESOLVE; the next strong score opens a new episode.
+    scores = [0.9] + [0.1] * 10 + [0.1, 0.6]
+    actions = run(scores)
+    assert actions[0] == OPEN
+    assert actions[1:10] == [NONE] * 9
+    assert actions[10] == RESOLVE
+    assert actions[12] == OPEN
 
 
-def test_streams_in_a_batch_are_independent() -> None:
-    policy = AlertPolicy(threshold=0.5, clear=0.3, cooldown=3, warmup=0)
-    scores = np.array([0.9, 0.1, 0.9])
-    flags = np.array([0, 0, 1], np.uint8)  # the third is already in an alert episode
-    cooldown = np.array([0, 0, 0], np.uint16)
-    alert, new_flags, new_cd = apply_policy(scores, np.full(3, 100), flags, cooldown, policy)
-    assert alert.tolist() == [True, False, False]
-    assert new_flags.tolist() == [1, 0, 1]
-    assert new_cd.tolist() == [3, 0, 0]
+def test_quiet_is_time_not_events() -> None:
+    # Hourly events: the first event after a loud one is already past 600 s of quiet.
+    assert run([0.9, 0.1, 0.9], every_s=3600) == [OPEN, RESOLVE, OPEN]
+    # A moderate score (>= clear) keeps the episode alive: no second alert.
+    assert run([0.9] + [0.35] * 30 + [0.6]) == [OPEN] + [NONE] * 31
+
+
+def test_streams_are_independent_and_the_input_is_not_changed() -> None:
+    states = np.zeros(3, dtype=EPISODE_DTYPE)
+    states["flags"][2] = 1  # already in an episode with peak 0.85
+    states["episode_peak"][2] = 0.85
+    states["episode_start"][2] = states["episode_loud"][2] = 1000
+    before = states.copy()
+    action, new = decide(np.array([0.9, 0.1, 0.9], np.float32), np.full(3, 2000), states, POLICY)
+    assert action.tolist() == [OPEN, NONE, NONE]
+    assert new["flags"].tolist() == [1, 0, 1]
+    assert new["episode_start"].tolist() == [2000, 0, 1000]
+    np.testing.assert_array_equal(states, before)

@@ -13,6 +13,6 @@ def test_alert_policy_and_range_channel_come_from_settings(
 ) -> None:
     assert detector_params(load_settings(None)).novelty.enabled
     monkeypatch.setenv("VIGIL_RANGE_CHANNEL", "false")
-    params = detector_params(load_settings(None, alert_cooldown=7))
+    params = detector_params(load_settings(None, alert_quiet_seconds=7))
     assert not params.novelty.enabled
-    assert params.policy.cooldown == 7
+    assert params.policy.quiet_seconds == 7
