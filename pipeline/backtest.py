@@ -230,11 +230,10 @@ def _replay_group(
     series = [read_csv(f.path, detector.max_features) for f in files]
     done = 0
 
-    def progress(step: int, total: int) -> None:
+    def progress(rows: int) -> None:
         nonlocal done
-        live = sum(min(len(s.timestamps), step) for s in series)
-        report(live - done)
-        done = live
+        report(rows - done)
+        done = rows
 
     times = [epoch_ms(s.timestamps, f.path) for s, f in zip(series, files, strict=True)]
     results = replay(detector, [s.values for s in series], progress, times)

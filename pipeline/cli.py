@@ -121,11 +121,13 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from pipeline.evaluate import EvaluateError, run_evaluate
+    from pipeline.evaluate import EvaluateError
+    from pipeline.evaluation.command import run_evaluate_command
 
+    settings = _settings(args)
     try:
-        return run_evaluate(args.data, args.windows, args.scores, Console())
-    except EvaluateError as exc:
+        return run_evaluate_command(args, settings, Console())
+    except (EvaluateError, ValueError) as exc:
         raise UserError(str(exc)) from None
 
 
@@ -178,10 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=0, help="parallel processes (0 = cores)")
     p.set_defaults(func=cmd_backtest)
 
-    p = sub.add_parser("evaluate", help="NAB scores of backtest results")
-    p.add_argument("--data", required=True, help="NAB data folder")
-    p.add_argument("--windows", required=True, help="windows.json")
-    p.add_argument("--scores", required=True, nargs="+", help="backtest output folder(s)")
+    p = sub.add_parser("evaluate", help="NAB / event-wise scores of backtests, or the suite")
+    _add_settings_flags(p)
+    from pipeline.evaluation.command import add_arguments as add_evaluate_arguments
+
+    add_evaluate_arguments(p)
     p.set_defaults(func=cmd_evaluate)
 
     from pipeline.api.server import add_commands as add_api_commands

@@ -210,10 +210,10 @@ def _corpus(
     return files
 
 
-def evaluate_detectors(
+def load_corpora(
     data_dir: str | Path, windows_path: str | Path | None, scores_dirs: Sequence[str | Path]
-) -> list[DetectorReport]:
-    """Sweep every profile's threshold for every detector found; best standard score first."""
+) -> dict[str, list[ScoredFile]]:
+    """Every detector found below ``scores_dirs`` -> its files, checked against the data."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise EvaluateError(f"data directory {data_dir} does not exist")
@@ -227,9 +227,15 @@ def evaluate_detectors(
             merged.setdefault(detector, {}).update(per_file)
     if not merged:
         raise EvaluateError("no scores directory given")
+    return {d: _corpus(d, per_file, windows, data_dir) for d, per_file in merged.items()}
+
+
+def evaluate_detectors(
+    data_dir: str | Path, windows_path: str | Path | None, scores_dirs: Sequence[str | Path]
+) -> list[DetectorReport]:
+    """Sweep every profile's threshold for every detector found; best standard score first."""
     reports = []
-    for detector, per_file in merged.items():
-        files = _corpus(detector, per_file, windows, data_dir)
+    for detector, files in load_corpora(data_dir, windows_path, scores_dirs).items():
         results = {}
         for name, profile in PROFILES.items():
             try:
