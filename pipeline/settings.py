@@ -8,6 +8,7 @@ below. Nothing reads the environment at import time.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,11 @@ from typing import Any, Literal
 import tomllib
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from pipeline.service_links import service_link_names
+
+log = logging.getLogger(__name__)
+ENV_PREFIX = "VIGIL_"
 
 
 class SettingsError(Exception):
@@ -117,6 +123,14 @@ class Settings(BaseSettings):
         default=SecretStr(""), description="bearer token; empty = no auth (loopback only)"
     )
 
+    # --- Worker health and metrics -------------------------------------------------
+    worker_http_host: str = Field(
+        default="127.0.0.1", description="address of the worker's /healthz, /readyz, /metrics"
+    )
+    worker_http_port: int = Field(
+        default=0, ge=0, le=65535, description="port of the worker's probes and metrics; 0 = off"
+    )
+
     # --- Trainer -----------------------------------------------------------------
     train_interval_minutes: float = Field(default=60.0, gt=0)
     train_cron: str = Field(
@@ -196,7 +210,27 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings)
+        return (init_settings, _WithoutServiceLinks(settings_cls, env_settings))
+
+
+class _WithoutServiceLinks(PydanticBaseSettingsSource):
+    """The environment source minus Kubernetes service links (`pipeline.service_links`):
+    `VIGIL_API_PORT=tcp://10.0.0.1:80` from a Service named vigil-api is not `api_port`."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self.env = env
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.env.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        links = service_link_names(os.environ, ENV_PREFIX)
+        return {
+            name: value
+            for name, value in self.env().items()
+            if f"{ENV_PREFIX}{name.upper()}" not in links
+        }
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -224,15 +258,29 @@ def load_settings(config: str | None = None, **overrides: Any) -> Settings:
         unknown = sorted(set(file_values) - set(Settings.model_fields))
         if unknown:
             raise SettingsError(f"unknown setting {unknown[0]!r} in {config}")
-    env_names = {f"VIGIL_{name.upper()}" for name in Settings.model_fields}
+    links = service_link_names(os.environ, ENV_PREFIX)
+    if links:
+        log.warning(
+            "ignoring %d Kubernetes service-link variables (%s); set enableServiceLinks: "
+            "false on the pod",
+            len(links),
+            ", ".join(sorted(links)[:3]) + ", ...",
+        )
+    env_names = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
     unknown_env = sorted(
-        k for k in os.environ if k.startswith("VIGIL_") and k not in env_names | {"VIGIL_HOME"}
+        k
+        for k in os.environ
+        if k.startswith(ENV_PREFIX) and k not in env_names | links | {"VIGIL_HOME"}
     )
     if unknown_env:
         raise SettingsError(f"unknown environment variable {unknown_env[0]}")
     try:
         # The environment beats the file: pass file values only where no env var is set.
-        from_file = {k: v for k, v in file_values.items() if f"VIGIL_{k.upper()}" not in os.environ}
+        from_file = {
+            k: v
+            for k, v in file_values.items()
+            if f"{ENV_PREFIX}{k.upper()}" not in os.environ.keys() - links
+        }
         return Settings(**{**from_file, **{k: v for k, v in overrides.items() if v is not None}})
     except ValidationError as exc:
         raise SettingsError(_first_error(exc)) from None
