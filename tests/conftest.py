@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from pipeline.stack import LocalStack, StackInfo
+from pipeline.local.stack import LocalStack, StackInfo
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from detectors.nab_scoring import (
+from detectors.evaluation.nab_scoring import (
     PROFILES,
     CorpusResult,
     Profile,

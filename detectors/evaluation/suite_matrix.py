@@ -19,8 +19,8 @@ import numpy.typing as npt
 
 from detectors.evaluation.anomaly_kinds import GENERATED
 from detectors.evaluation.event_scoring import inside_windows
+from detectors.evaluation.nab_scoring import window_rows
 from detectors.evaluation.synthetic_suite import NORMAL, Case, SuiteSeries
-from detectors.nab_scoring import window_rows
 
 WEEK_MS = 7 * 86_400_000
 #: The issue's bar: recall at least this on most generated kinds ...

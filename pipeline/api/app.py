@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from pipeline.api import routes_alerts, routes_ops, routes_streams
 from pipeline.api.deps import ApiContext
 from pipeline.settings import Settings
-from pipeline.state_store import connect_redis
+from pipeline.state.redis import connect_redis
 
 STATIC = Path(__file__).parent / "static"
 

@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from detectors.forecaster import LoadedModel
 from detectors.state import StateLayout
-from pipeline.serving_model import build_detector, load_shipped_model
+from pipeline.models.serving import build_detector, load_shipped_model
 from pipeline.settings import Settings
 
 

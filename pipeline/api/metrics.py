@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import redis
 
-from pipeline.state_store import alerts_key, metrics_key, scores_key
+from pipeline.state.base import alerts_key, metrics_key, scores_key
 
 _COUNTERS = (
     ("records", "vigil_records_total", "Kafka records polled by workers."),

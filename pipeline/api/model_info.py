@@ -2,7 +2,7 @@
 
 `model_versions` is the only place that knows where versions come from. Today: the
 model shipped in `detectors` plus the `live_model` meta value in Redis (what the
-registry's promote writes). When `pipeline.registry` lands, this function becomes a
+registry's promote writes). When `pipeline.models.registry` lands, this function becomes a
 thin mapping of `ModelRegistry.list()` / `live_id()` onto `ModelVersion`.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pipeline.api.deps import ApiContext
 from pipeline.api.schemas import ModelsView, ModelVersion
-from pipeline.state_store import RedisStateStore
+from pipeline.state.redis import RedisStateStore
 
 LIVE_KEY = "live_model"
 

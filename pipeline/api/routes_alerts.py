@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from pipeline.api.deps import Authorized, Context
 from pipeline.api.reads import AlertRow, alerts_newest_first, decode_alert
 from pipeline.api.schemas import AlertList
-from pipeline.state_store import alerts_key
+from pipeline.state.base import alerts_key
 
 router = APIRouter(tags=["alerts"], dependencies=Authorized)
 

@@ -27,14 +27,8 @@ from pipeline.api.schemas import (
     StreamStatus,
     StreamSummary,
 )
-from pipeline.history import HistoryEntry, parse_history
-from pipeline.state_store import (
-    alerts_key,
-    history_key,
-    scores_key,
-    state_key,
-    validate_stream,
-)
+from pipeline.contracts.history import HistoryEntry, parse_history
+from pipeline.state.base import alerts_key, history_key, scores_key, state_key, validate_stream
 
 router = APIRouter(tags=["streams"], dependencies=Authorized)
 

@@ -57,7 +57,7 @@ class StreamDetail(BaseModel):
 
 class AlertList(BaseModel):
     items: list[dict[str, Any]] = Field(
-        description="alert JSON (see pipeline.alerts) plus `cursor`, the Redis stream id"
+        description="alert JSON (see pipeline.contracts.alerts) plus `cursor`, the Redis stream id"
     )
     count: int
 

@@ -56,7 +56,7 @@ def _cmd_api(args: argparse.Namespace) -> int:
 
 
 def add_commands(subparsers: Any) -> None:
-    """Register `vigil api` on the CLI's subparsers (pipeline.cli calls this)."""
+    """Register `vigil api` on the CLI's subparsers (pipeline.cli.main.main calls this)."""
     p = subparsers.add_parser("api", help="HTTP API, /metrics and the dashboard")
     p.add_argument("--config", help="TOML file with settings (env VIGIL_* overrides it)")
     p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (host:port,...)")

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from detectors.nab_scoring import ScoredFile
-from pipeline.evaluate import EvaluateError, load_corpora, run_evaluate
+from detectors.evaluation.nab_scoring import ScoredFile
+from pipeline.evaluation.evaluate import EvaluateError, load_corpora, run_evaluate
 from pipeline.evaluation.reports import alerted_grid, concentration_grids, event_grid, loco_grid
 from pipeline.settings import Settings
 

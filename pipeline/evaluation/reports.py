@@ -23,7 +23,7 @@ from detectors.evaluation.comparison import (
     leave_one_category_out,
 )
 from detectors.evaluation.event_scoring import EventCounts, score_events
-from detectors.nab_scoring import PROFILES, ScoredFile, score_corpus, sweep_threshold
+from detectors.evaluation.nab_scoring import PROFILES, ScoredFile, score_corpus, sweep_threshold
 from pipeline.evaluation.tables import Grid, fmt
 
 

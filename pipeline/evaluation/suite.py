@@ -69,8 +69,8 @@ def run_suite(
     seed: int = 0,
 ) -> tuple[list[CaseOutcome], float]:
     """Generate, back-test and score the suite in ``work``; -> (outcomes, seconds)."""
-    from pipeline.backtest import find_files, run_files
-    from pipeline.evaluate import read_scores_dir
+    from pipeline.evaluation.backtest import find_files, run_files
+    from pipeline.evaluation.evaluate import read_scores_dir
 
     started = time.perf_counter()
     series = [generate_case(c) for c in suite_cases(size, seed)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectors.backtest import replay
 from detectors.detector import DetectorParams, RecurrentDetector
+from detectors.evaluation.replay import replay
 from detectors.forecaster import LoadedModel, load_checkpoint, shipped_model_path
 from detectors.scoring import NoveltyParams, ScoringParams
 

@@ -23,15 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.alerts import Alert
-from pipeline.kafka_confluent import make_sink, make_source
-from pipeline.kafka_io import EventSource
-from pipeline.runtime import create_topics, open_store
-from pipeline.serving_model import build_detector
+from pipeline.contracts.alerts import Alert
+from pipeline.kafka.backends import make_sink, make_source
+from pipeline.kafka.base import EventSource
+from pipeline.models.serving import build_detector
 from pipeline.settings import Settings, load_settings
-from pipeline.state_store import StateStore
-from pipeline.worker import Worker, WorkerStats
-from tests.pipeline.kafka_helpers import read_all, sensor_events
+from pipeline.state.base import StateStore
+from pipeline.state.redis import open_store
+from pipeline.worker.loop import Worker, WorkerStats
+from pipeline.worker.wiring import create_topics
+from tests.pipeline.kafka.helpers import read_all, sensor_events
 
 N_STREAMS, PER_STREAM, SPIKE_AT = 120, 70, 60
 TOTAL = N_STREAMS * PER_STREAM
@@ -215,7 +216,7 @@ def worker_env(s: Settings) -> dict[str, str]:
 def spawn_worker(s: Settings, idle_exit: float = 60.0) -> subprocess.Popen[bytes]:
     """A real `vigil worker` process; its stderr goes to a pipe read when it has ended."""
     return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "worker", "--idle-exit", str(idle_exit)],
+        [sys.executable, "-m", "pipeline.cli.main", "worker", "--idle-exit", str(idle_exit)],
         env=worker_env(s),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -22,8 +22,8 @@ from typing import Any
 import boto3
 import pytest
 
-from pipeline.stack import StackInfo, free_port, tansu_binary
-from tests.pipeline.kafka_helpers import produce
+from pipeline.local.stack import StackInfo, free_port, tansu_binary
+from tests.pipeline.kafka.helpers import produce
 from tests.reliability.harness import (
     TOTAL,
     WorkerThread,

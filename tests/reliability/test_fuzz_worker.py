@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaProducer
 
-from pipeline.events import (
+from pipeline.contracts.events import (
     BAD_STREAM_ID,
     DUPLICATE_TS,
     FEATURE_MISMATCH,
@@ -30,10 +30,11 @@ from pipeline.events import (
     OVERSIZED,
     REASONS,
 )
-from pipeline.runtime import create_topics, open_store
-from pipeline.serving_model import build_detector
-from pipeline.stack import StackInfo
-from tests.pipeline.kafka_helpers import read_all, test_settings
+from pipeline.local.stack import StackInfo
+from pipeline.models.serving import build_detector
+from pipeline.state.redis import open_store
+from pipeline.worker.wiring import create_topics
+from tests.pipeline.kafka.helpers import read_all, test_settings
 from tests.reliability.harness import in_process_worker
 
 EXAMPLES = 2000  # x 5..10 records each: at least 10,000 records

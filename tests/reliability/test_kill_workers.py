@@ -13,8 +13,8 @@ import signal
 import subprocess
 from typing import Any
 
-from pipeline.stack import StackInfo
-from tests.pipeline.kafka_helpers import produce
+from pipeline.local.stack import StackInfo
+from tests.pipeline.kafka.helpers import produce
 from tests.reliability.harness import (
     TOTAL,
     applied,

@@ -18,9 +18,9 @@ import pytest
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
+from pipeline.local.stack import StackInfo, free_port, redis_binary
 from pipeline.settings import Settings
-from pipeline.stack import StackInfo, free_port, redis_binary
-from tests.pipeline.kafka_helpers import produce
+from tests.pipeline.kafka.helpers import produce
 from tests.reliability.harness import (
     TOTAL,
     applied,

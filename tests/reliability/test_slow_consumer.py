@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
-from pipeline.kafka_confluent import ConfluentSource
-from pipeline.kafka_io import EventSource, KafkaPythonSource
-from pipeline.runtime import open_store
+from pipeline.kafka.base import EventSource
+from pipeline.kafka.confluent import ConfluentSource
+from pipeline.kafka.kafka_python import KafkaPythonSource
+from pipeline.local.stack import StackInfo
 from pipeline.settings import Settings
-from pipeline.stack import StackInfo
-from pipeline.state_store import BatchView, RedisStateStore
-from tests.pipeline.kafka_helpers import produce
+from pipeline.state.base import BatchView
+from pipeline.state.redis import RedisStateStore, open_store
+from tests.pipeline.kafka.helpers import produce
 from tests.reliability.harness import (
     TOTAL,
     WorkerThread,

@@ -12,7 +12,7 @@ from detectors.evaluation.comparison import (
     gain_concentration,
     leave_one_category_out,
 )
-from detectors.nab_scoring import PROFILES, ScoredFile, score_corpus
+from detectors.evaluation.nab_scoring import PROFILES, ScoredFile, score_corpus
 
 N = 1000
 STAMPS = np.arange(N).astype("datetime64[m]")

@@ -17,10 +17,10 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from pipeline.runtime import create_topics, open_worker
+from pipeline.local.stack import StackInfo, free_port
 from pipeline.settings import Settings
-from pipeline.stack import StackInfo, free_port
-from tests.pipeline.kafka_helpers import produce, sensor_events, test_settings
+from pipeline.worker.wiring import create_topics, open_worker
+from tests.pipeline.kafka.helpers import produce, sensor_events, test_settings
 
 TOKEN = "test-token-123"
 N_STREAMS = 8

@@ -13,11 +13,12 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from pipeline.alerts import Alert, alert_id, iso_utc
 from pipeline.api.app import create_app
 from pipeline.api.server import add_commands, check_exposure, run_api
+from pipeline.contracts.alerts import Alert, alert_id, iso_utc
 from pipeline.settings import Settings, SettingsError
-from pipeline.state_store import RedisStateStore, alerts_key
+from pipeline.state.base import alerts_key
+from pipeline.state.redis import RedisStateStore
 from tests.pipeline.api.conftest import N_STREAMS, TOKEN, live_server
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -16,11 +16,11 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from pipeline.api.app import create_app
-from pipeline.events import encode_event
-from pipeline.runtime import create_topics
-from pipeline.stack import StackInfo
+from pipeline.contracts.events import encode_event
+from pipeline.local.stack import StackInfo
+from pipeline.worker.wiring import create_topics
 from tests.pipeline.api.conftest import TOKEN, live_server, module_settings, run_worker
-from tests.pipeline.kafka_helpers import produce, sensor_events
+from tests.pipeline.kafka.helpers import produce, sensor_events
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 STREAMS, STEPS, T0 = 6, 100, 1_763_700_000_000

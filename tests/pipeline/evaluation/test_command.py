@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from tests.pipeline.test_evaluate import LAYOUT, data_dir, write_scores
+from pipeline.cli.main import main
+from tests.pipeline.evaluation.test_evaluate import LAYOUT, data_dir, write_scores
 
 __all__ = ["data_dir"]  # the fixture, used by name
 

@@ -9,8 +9,8 @@ import pytest
 
 from detectors.evaluation.anomaly_kinds import FAILURE_MODES, GENERATED
 from detectors.evaluation.synthetic_suite import generate_case, suite_cases
-from pipeline.cli import main
-from pipeline.evaluate import read_windows
+from pipeline.cli.main import main
+from pipeline.evaluation.evaluate import read_windows
 
 
 def test_small_suite_runs_through_backtest_and_prints_every_kind(

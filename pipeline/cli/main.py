@@ -1,0 +1,232 @@
+"""`vigil` command line: parse arguments, build Settings once, run one command.
+
+User mistakes (bad flags, bad settings, a stack that cannot start, a missing file) end with
+one line on stderr and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from pipeline.errors import UserError
+from pipeline.settings import Settings, SettingsError, load_settings
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"vigil: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_settings_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="TOML file with settings (env VIGIL_* overrides it)")
+    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (host:port,...)")
+    p.add_argument("--redis-url", help="Redis URL (redis://host:port/db)")
+
+
+def _settings(args: argparse.Namespace, **extra: object) -> Settings:
+    return load_settings(
+        args.config,
+        bootstrap_servers=args.bootstrap_servers,
+        redis_url=args.redis_url,
+        **extra,
+    )
+
+
+# --- commands ------------------------------------------------------------------------
+def cmd_stack(args: argparse.Namespace) -> int:
+    from pipeline.local.stack import StackError, stack_down, stack_status, stack_up
+
+    try:
+        if args.action == "up":
+            info = stack_up(args.kafka_port, args.redis_port)
+            print(f"broker     {info.bootstrap_servers}")
+            print(f"redis      {info.redis_url}")
+            print("recorded for other vigil commands; stop with `vigil stack down`")
+        elif args.action == "down":
+            stopped = stack_down()
+            print("stack stopped" if stopped else "no stack was running")
+        else:
+            status = stack_status()
+            if status is None:
+                print("no stack is running")
+                return 1
+            print(f"broker     {status.bootstrap_servers}")
+            print(f"redis      {status.redis_url}")
+    except StackError as exc:
+        raise UserError(str(exc)) from None
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    # A SIGTERM while torch and the clients load must still mean "stop cleanly".
+    early_stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: early_stop.set())
+
+    from pipeline.worker.loop import install_signal_handlers
+    from pipeline.worker.wiring import create_topics, open_worker
+
+    settings = _settings(args, model_kind=args.model)
+    create_topics(settings)
+    worker = open_worker(settings)
+    install_signal_handlers(worker)
+    if early_stop.is_set():
+        worker.stop()
+    logging.getLogger(__name__).info(
+        "worker in group %s on %s, model %s",
+        settings.group_id,
+        settings.events_topic,
+        worker.detector.version,
+    )
+    stats = worker.run(idle_exit_s=args.idle_exit)
+    print(
+        f"worker stopped: {stats.records} records, {stats.applied} applied, "
+        f"{stats.alerts} alerts, {sum(stats.deadletters.values())} dead letters"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.local.demo import run_demo
+
+    return run_demo(_settings(args), args)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from pipeline.local.bench import run_bench
+
+    if args.runs < 1 or args.streams < 1 or args.events < 1:
+        raise UserError("--runs, --streams and --events must be positive")
+    try:
+        return run_bench(_settings(args), args)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from pipeline.evaluation.backtest import run_backtest
+
+    return run_backtest(_settings(args), args)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from pipeline.evaluation.command import run_evaluate_command
+    from pipeline.evaluation.evaluate import EvaluateError
+
+    settings = _settings(args)
+    try:
+        return run_evaluate_command(args, settings, Console())
+    except (EvaluateError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vigil", description="Streaming anomaly detection on Kafka streams.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("stack", help="start/stop the local broker and Redis")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--kafka-port", type=int, help="default: a free port")
+    p.add_argument("--redis-port", type=int, help="default: a free port")
+    p.set_defaults(func=cmd_stack)
+
+    p = sub.add_parser("worker", help="consume vigil.events, score, alert")
+    _add_settings_flags(p)
+    p.add_argument("--model", choices=["gru", "lstm"], help="recurrent model kind")
+    p.add_argument("--idle-exit", type=float, help="exit after this many idle seconds")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("demo", help="local stack + realistic streams + live alerts")
+    _add_settings_flags(p)
+    p.add_argument("--accounts", type=int, default=1000, help="transaction streams")
+    p.add_argument("--pumps", type=int, default=40, help="multivariate sensor streams")
+    p.add_argument("--steps", type=int, default=300, help="events per generated stream")
+    p.add_argument("--nab-rows", type=int, default=1500, help="rows replayed per NAB file")
+    p.add_argument("--nab-dir", help="NAB data folder (default: ../shared/data/nab-dev)")
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="throughput, latency and memory benchmark")
+    _add_settings_flags(p)
+    p.add_argument("--streams", type=int, default=10_000)
+    p.add_argument("--events", type=int, default=200_000)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--backends", default="kafka-python,confluent", help="comma-separated")
+    p.add_argument("--runs", type=int, default=1, help="repeat and report medians")
+    p.add_argument("--scale", default="", help="stream counts for the scale curve, e.g. 1000,10000")
+    p.add_argument(
+        "--latency-seconds", type=float, default=8.0, help="length of each latency phase"
+    )
+    p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("backtest", help="replay CSV files through the detector")
+    _add_settings_flags(p)
+    p.add_argument("paths", nargs="+", help="CSV files or folders of CSVs")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--format", choices=["plain", "nab"], default="plain")
+    p.add_argument("--detector", default="vigil", help="vigil, or a River baseline name")
+    p.add_argument("--jobs", type=int, default=0, help="parallel processes (0 = cores)")
+    p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("evaluate", help="NAB / event-wise scores of backtests, or the suite")
+    _add_settings_flags(p)
+    from pipeline.evaluation.command import add_arguments as add_evaluate_arguments
+
+    add_evaluate_arguments(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    from pipeline.api.server import add_commands as add_api_commands
+    from pipeline.cli.models import add_commands as add_model_commands
+
+    add_api_commands(sub)
+    add_model_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:
+        # kafka-python logs its internal event-loop timings as warnings; not user news.
+        logging.getLogger("kafka").setLevel(logging.CRITICAL)
+        logging.getLogger("confluent_kafka").setLevel(logging.CRITICAL)
+    func: Callable[[argparse.Namespace], int] = args.func
+    from confluent_kafka import KafkaException
+    from kafka.errors import KafkaError
+
+    from pipeline.kafka.confluent import DeliveryError
+    from pipeline.kafka.topics import TopicError
+    from pipeline.models.registry import RegistryError
+    from pipeline.state.base import StoreUnavailable
+
+    try:
+        return func(args)
+    except (SettingsError, UserError, TopicError, RegistryError) as exc:
+        print(f"vigil: {exc}", file=sys.stderr)
+        return 2
+    except (KafkaError, KafkaException, DeliveryError) as exc:
+        print(f"vigil: Kafka error: {exc}", file=sys.stderr)
+        return 3
+    except StoreUnavailable as exc:
+        print(f"vigil: Redis unavailable: {exc}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print("vigil: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

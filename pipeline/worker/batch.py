@@ -1,0 +1,161 @@
+"""A polled batch taken apart for the worker: events as columns, the API's view of the
+batch, and the dead-letter copies of rejected records.
+
+Kept out of the worker loop so that `pipeline/worker/loop.py` reads as the commit order and
+nothing else; everything here is per-batch bookkeeping without I/O.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from detectors.base import StepOutput
+from pipeline.contracts.events import DecodedBatch, Rejected, deadletter_headers
+from pipeline.contracts.history import encode_points
+from pipeline.kafka.base import RecordBatch
+from pipeline.state.base import BatchView
+
+DEADLETTER_MAX_BYTES = 512 * 1024
+"""A dead letter's value is the original bytes, cut to this size: a record near the
+broker's size limit plus our headers would otherwise be refused by the broker, and the
+worker would fail on it at every restart (a poison pill)."""
+
+
+def deadletter_record(bad: Rejected) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of the dead-letter copy of a rejected record."""
+    value = bad.raw_value or b""
+    key = bad.raw_key
+    headers = deadletter_headers(bad)
+    if len(value) > DEADLETTER_MAX_BYTES or (key is not None and len(key) > DEADLETTER_MAX_BYTES):
+        headers.append(("vigil.truncated", f"{len(value)},{len(key or b'')}".encode()))
+        value = value[:DEADLETTER_MAX_BYTES]
+        key = None if key is None else key[:DEADLETTER_MAX_BYTES]
+    return key, value, headers
+
+
+def next_offsets(batch: RecordBatch) -> dict[tuple[str, int], int]:
+    """Per partition, the offset after the batch's last record: what gets committed."""
+    offsets: dict[tuple[str, int], int] = {}
+    for topic, partition, offset in zip(batch.topics, batch.partitions, batch.offsets, strict=True):
+        key = (topic, partition)
+        if offset >= offsets.get(key, 0):
+            offsets[key] = offset + 1
+    return offsets
+
+
+@functools.lru_cache(maxsize=4096)
+def feature_tag(features: tuple[str, ...]) -> int:
+    return zlib.crc32("\x1f".join(features).encode("utf-8", "surrogatepass"))
+
+
+@dataclass
+class BatchColumns:
+    """A batch's events as arrays, built in one pass, so each round is pure indexing."""
+
+    stream_ids: list[str]
+    stream_features: list[tuple[str, ...]]  # each stream's feature names (its first event's)
+    sidx: np.ndarray  # stream index per event
+    round_of: np.ndarray  # k for the k-th event of its stream in the batch
+    part: np.ndarray
+    offs: np.ndarray
+    ts: np.ndarray
+    ftag: np.ndarray
+    x: np.ndarray  # [n, max_features] values in their slots
+    mask: np.ndarray  # [n, max_features] slots in use
+
+    @classmethod
+    def of(cls, decoded: DecodedBatch, batch: RecordBatch, max_features: int) -> BatchColumns:
+        n = len(decoded.rows)
+        index: dict[str, int] = {}
+        sidx = np.array([index.setdefault(s, len(index)) for s in decoded.streams], np.int64)
+        # k-th event of its stream: position in the stream-sorted order minus the stream's
+        # first position there (a stable sort keeps each stream's events in batch order).
+        order = np.argsort(sidx, kind="stable")
+        counts = np.bincount(sidx, minlength=len(index))
+        starts = np.cumsum(counts) - counts
+        round_of = np.empty(n, dtype=np.int64)
+        round_of[order] = np.arange(n) - starts[sidx[order]]
+        tags = {f: feature_tag(f) for f in set(decoded.features)}
+        rows = np.array(decoded.rows, dtype=np.int64)
+        values = decoded.values
+        x = np.zeros((n, max_features), dtype=np.float32)
+        mask = np.zeros((n, max_features), dtype=bool)
+        if n and all(len(f) == 1 for f in tags):
+            x[:, 0] = [v[0] for v in values]
+            mask[:, 0] = True
+        else:
+            for j, v in enumerate(values):
+                x[j, : len(v)] = v
+                mask[j, : len(v)] = True
+        return cls(
+            stream_ids=list(index),
+            stream_features=[decoded.features[j] for j in order[starts].tolist()],
+            sidx=sidx,
+            round_of=round_of,
+            part=np.array(batch.partitions, dtype=np.int64)[rows],
+            offs=np.array(batch.offsets, dtype=np.int64)[rows],
+            ts=np.array(decoded.ts_ms, dtype=np.int64),
+            ftag=np.array([tags[f] for f in decoded.features], dtype=np.uint32),
+            x=x,
+            mask=mask,
+        )
+
+    def rounds(self) -> list[np.ndarray]:
+        """Event indices of round 0, 1, ...: each round has at most one event per stream,
+        in batch (= offset) order within each stream."""
+        if len(self.round_of) == 0:
+            return []
+        order = np.argsort(self.round_of, kind="stable")
+        counts = np.bincount(self.round_of)
+        return np.split(order, np.cumsum(counts)[:-1])
+
+
+class ViewBuilder:
+    """Collects, per stream of a batch, the history points and latest score the API shows.
+
+    Rounds only append arrays; the points are encoded once per batch (`batch`), with a
+    few numpy calls rather than one encoder call per event.
+    """
+
+    def __init__(self, cols: BatchColumns, history_length: int) -> None:
+        self.cols = cols
+        self.history_length = history_length
+        self.scores = np.zeros(len(cols.stream_ids), dtype=np.float64)
+        self._events: list[np.ndarray] = []
+        self._outputs: list[StepOutput] = []
+
+    def add(self, events: np.ndarray, out: StepOutput) -> None:
+        """`events`: indices (into the batch's columns) of the events `out` applied."""
+        self.scores[self.cols.sidx[events]] = out.scores
+        if self.history_length > 0:
+            self._events.append(events)
+            self._outputs.append(out)
+
+    def batch(
+        self, changed: list[int], alerts: list[bytes], metrics: list[tuple[str, float | str]]
+    ) -> BatchView:
+        """`alerts`: the batch's alerts as published (JSON)."""
+        points: dict[int, bytes] = {}
+        if self._events:
+            events = np.concatenate(self._events)
+            cols, outs = self.cols, self._outputs
+            points = encode_points(
+                cols.sidx[events],
+                cols.stream_features,
+                cols.ts[events],
+                np.concatenate([o.scores for o in outs]),
+                np.concatenate([o.alerts for o in outs]),
+                cols.x[events],
+                np.concatenate([o.expected for o in outs]),
+            )
+        return BatchView(
+            history=[points.get(i, b"") for i in changed],
+            scores=self.scores[changed].tolist(),
+            alerts=alerts,
+            history_length=self.history_length,
+            metrics=metrics,
+        )

@@ -1,0 +1,54 @@
+"""Wiring: build a worker's real Kafka client, Redis store and detector from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pipeline.contracts.alerts import Alert
+from pipeline.kafka.backends import make_sink
+from pipeline.kafka.backends import make_source as _backend_source
+from pipeline.kafka.base import EventSource
+from pipeline.kafka.topics import ensure_topics
+from pipeline.models.registry import ModelRegistry
+from pipeline.models.serving import build_detector
+from pipeline.settings import Settings
+from pipeline.state.redis import open_store
+from pipeline.worker.loop import Worker, configure_torch
+from pipeline.worker.model_watch import ModelWatcher
+
+
+def topic_layout(settings: Settings) -> dict[str, int]:
+    """The topics Vigil uses and their partition counts."""
+    topics = {
+        settings.events_topic: settings.topic_partitions,
+        settings.alerts_topic: settings.topic_partitions,
+        settings.deadletter_topic: 1,
+    }
+    if settings.scores_topic:
+        topics[settings.scores_topic] = settings.topic_partitions
+    return topics
+
+
+def create_topics(settings: Settings) -> None:
+    ensure_topics(settings.kafka_bootstrap(), topic_layout(settings), settings.kafka_security())
+
+
+def make_source(settings: Settings, client_id: str = "vigil-worker") -> EventSource:
+    """A consumer of the events topic in the worker's group, on the configured backend."""
+    return _backend_source(settings, [settings.events_topic], client_id=client_id)
+
+
+def open_worker(
+    settings: Settings,
+    on_alert: Callable[[Alert], None] | None = None,
+    client_id: str = "vigil-worker",
+) -> Worker:
+    configure_torch(settings)
+    store = open_store(settings)
+    registry = ModelRegistry(settings, store)
+    loaded = registry.live_model()  # the live version, or the shipped generic model
+    detector = build_detector(settings, loaded)
+    watcher = ModelWatcher(settings, store, registry, current=loaded)
+    sink = make_sink(settings, client_id=f"{client_id}-out")
+    source = make_source(settings, client_id=client_id)
+    return Worker(settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher)
