@@ -69,6 +69,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: early_stop.set())
 
+    from pipeline.worker.health import start_server, stop_server
     from pipeline.worker.loop import install_signal_handlers
     from pipeline.worker.wiring import create_topics, open_worker
 
@@ -84,7 +85,19 @@ def cmd_worker(args: argparse.Namespace) -> int:
         settings.events_topic,
         worker.detector.version,
     )
-    stats = worker.run(idle_exit_s=args.idle_exit)
+    try:
+        server = start_server(worker, settings)
+    except OSError as exc:
+        worker.source.close()
+        worker.sink.close()
+        raise UserError(
+            f"cannot serve the worker's health port on {settings.worker_http_host}:"
+            f"{settings.worker_http_port}: {exc.strerror or exc}"
+        ) from None
+    try:
+        stats = worker.run(idle_exit_s=args.idle_exit)
+    finally:
+        stop_server(server)
     print(
         f"worker stopped: {stats.records} records, {stats.applied} applied, "
         f"{stats.alerts} alerts, {sum(stats.deadletters.values())} dead letters"

@@ -89,12 +89,21 @@ class WorkerStats:
     commit_failures: int = 0
     model_swaps: int = 0
     store_retries: int = 0
+    # batch durations for Prometheus: how many took at most each of BATCH_BUCKETS seconds
+    batch_buckets: list[int] = field(default_factory=lambda: [0] * len(BATCH_BUCKETS))
+    batch_seconds: float = 0.0
     started: float = field(default_factory=time.monotonic)
     first_batch_at: float | None = None  # monotonic time the first batch arrived
     last_batch_done: float | None = None  # monotonic time the last batch was committed
     # record time -> its batch's alerts acknowledged by the broker, for every record: an
     # event's alert (if any) is published in that flush, so this is event-to-alert latency.
     latencies_ms: list[float] = field(default_factory=list)
+
+    def record_batch(self, seconds: float) -> None:
+        self.batch_seconds += seconds
+        for i, bound in enumerate(BATCH_BUCKETS):
+            if seconds <= bound:
+                self.batch_buckets[i] += 1
 
     def record_latency(self, values: Sequence[float]) -> None:
         self.latencies_ms.extend(values)
@@ -132,6 +141,10 @@ class Worker:
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self.ready = threading.Event()  # set once the group has assigned us partitions
+        # For the health port (`pipeline.worker.health`): when the loop last turned (a
+        # poll, or a retry while Redis is down), and whether Redis is failing now.
+        self.turned_at: float | None = None
+        self.store_down = False
         self.checkpoint = Checkpoint(detector.layout, settings.history_length)
         # Save and commit before partitions move to another worker (called inside poll).
         source.on_revoke(self._revoked)
@@ -153,6 +166,7 @@ class Worker:
                 records = self.source.poll(
                     self.settings.poll_timeout_ms, self.settings.max_poll_records
                 )
+                self.turned_at = time.monotonic()
                 if len(records) or not self.ready.is_set():
                     # Idle time counts only once the group has given us partitions.
                     last_data = time.monotonic()
@@ -228,8 +242,12 @@ class Worker:
         delay = 0.1
         while True:
             try:
-                return action()
+                result = action()
+                self.store_down = False
+                return result
             except StoreUnavailable as exc:
+                self.store_down = True
+                self.turned_at = time.monotonic()
                 self.stats.store_retries += 1
                 log.warning("Redis unavailable (%s); retrying in %.1fs", exc, delay)
                 if self._stop.wait(delay):
@@ -310,6 +328,7 @@ class Worker:
     ) -> list[tuple[str, float | str]]:
         """Counter increments for the shared metrics hash (read by the API's /metrics)."""
         seconds = time.perf_counter() - started
+        self.stats.record_batch(seconds)
         metrics: list[tuple[str, float | str]] = [
             ("records", len(records)),
             ("applied", self.stats.applied - before[0]),

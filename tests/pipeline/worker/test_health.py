@@ -1,0 +1,121 @@
+"""A worker's health port against the session's real broker and Redis."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline.contracts.events import MALFORMED_JSON
+from pipeline.local.stack import StackInfo
+from pipeline.worker.health import STALL_SECONDS, health, readiness, start_server, stop_server
+from pipeline.worker.wiring import create_topics, open_worker
+from tests.pipeline.kafka.helpers import produce, sensor_events, test_settings
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as res:
+            return res.status, res.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def wait_for(port: int, path: str, timeout: float = 60.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        code, body = get(port, path)
+        if code == 200:
+            result: dict[str, Any] = json.loads(body)
+            return result
+        assert time.monotonic() < deadline, f"{path} still {code}: {body!r}"
+        time.sleep(0.1)
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_probes_and_metrics_follow_the_loop(stack: StackInfo, topic_names: Any) -> None:
+    port = free_port()
+    s = test_settings(stack, topic_names, worker_http_port=port, commit_interval_ms=0)
+    create_topics(s)
+    events = sensor_events(n_streams=5, per_stream=60)
+    produce(s.bootstrap_servers, s.events_topic, [*events, (b"bad", b"{not json")])
+    worker = open_worker(s)
+    server = start_server(worker, s)
+    try:
+        assert get(port, "/healthz") == (200, b'{"status": "starting"}')
+        assert get(port, "/readyz")[0] == 503  # the loop has not polled yet
+        thread = threading.Thread(target=worker.run, kwargs={"idle_exit_s": 30})
+        thread.start()
+        assert wait_for(port, "/readyz")["checks"] == {"loop": "running", "redis": "ok"}
+        assert wait_for(port, "/healthz") == {"status": "ok"}
+        deadline = time.monotonic() + 60
+        while worker.stats.records < len(events) + 1:
+            assert time.monotonic() < deadline and thread.is_alive()
+            time.sleep(0.1)
+        code, body = get(port, "/metrics")
+        assert code == 200
+        found = samples(body.decode())
+        assert found[("vigil_worker_records_total", ())] == len(events) + 1
+        assert found[("vigil_worker_events_applied_total", ())] == len(events)
+        assert found[("vigil_worker_streams_created_total", ())] == 5
+        assert found[("vigil_worker_deadletters_total", (("reason", MALFORMED_JSON),))] == 1
+        batches = found[("vigil_worker_batch_duration_seconds_count", ())]
+        assert batches == worker.stats.batches >= 1
+        assert found[("vigil_worker_batch_duration_seconds_bucket", (("le", "+Inf"),))] == batches
+        for name in ("fencing_refusals", "states_reset", "store_retries", "model_swaps"):
+            assert found[(f"vigil_worker_{name}_total", ())] == 0
+        assert get(port, "/nothing")[0] == 404
+        worker.stop()
+        thread.join(30)
+        assert get(port, "/readyz")[0] == 503  # stopping: out of rotation
+    finally:
+        worker.stop()
+        stop_server(server)
+
+
+def test_a_loop_that_stops_turning_fails_liveness(stack: StackInfo, topic_names: Any) -> None:
+    s = test_settings(stack, topic_names)
+    create_topics(s)
+    worker = open_worker(s)
+    try:
+        worker.run(idle_exit_s=0.5)
+        assert worker.turned_at is not None
+        assert health(worker, now=worker.turned_at + 1)[0] == 200
+        code, body = health(worker, now=worker.turned_at + STALL_SECONDS + 1)
+        assert code == 503 and body["status"] == "stalled"
+        # Redis failing: the loop still turns (retrying), so alive, but not ready.
+        worker.store_down = True
+        assert health(worker, now=worker.turned_at + 1)[0] == 200
+        assert readiness(worker)[1]["checks"]["redis"] == "failing"
+    finally:
+        worker.stop()
+
+
+def test_port_zero_serves_nothing(stack: StackInfo, topic_names: Any) -> None:
+    s = test_settings(stack, topic_names)
+    worker = open_worker(s)
+    try:
+        assert start_server(worker, s) is None
+    finally:
+        worker.source.close()
+        worker.sink.close()
