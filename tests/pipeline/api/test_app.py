@@ -263,6 +263,15 @@ def test_readyz_reports_each_dependency(client: TestClient, api_settings: Settin
     assert checks["redis"] != "ok" and checks["broker"] != "ok"
 
 
+def test_readyz_stays_ready_without_the_broker(api_settings: Settings) -> None:
+    """The API serves from Redis: Kafka down is reported, not a reason to leave the Service."""
+    no_broker = api_settings.replace(bootstrap_servers="127.0.0.1:1")
+    with TestClient(create_app(no_broker), headers=AUTH) as c:
+        res = c.get("/readyz")
+    assert res.status_code == 200, res.text
+    assert res.json()["ready"] is True and res.json()["checks"]["broker"] != "ok"
+
+
 def test_redis_down_is_503_not_a_traceback(api_settings: Settings) -> None:
     broken = api_settings.replace(redis_url="redis://127.0.0.1:1")
     with TestClient(create_app(broken), headers=AUTH) as c:
