@@ -390,6 +390,11 @@ class Trainer:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGUSR1, wake)
+        log.info(
+            "trainer scheduled: %s; requests checked every %.1f s",
+            f"cron {s.train_cron!r}" if s.train_cron else f"every {s.train_interval_minutes} min",
+            s.trainer_poll_seconds,
+        )
         scheduler.start()
 
 
