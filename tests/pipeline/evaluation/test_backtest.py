@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from pipeline.cli.main import main
 
 NAB = Path(__file__).resolve().parents[4] / "shared" / "data" / "nab-dev"

@@ -7,8 +7,8 @@ every phase runs against the real stack and the report has every row it promises
 from __future__ import annotations
 
 import pytest
-from pipeline.cli.main import main
 
+from pipeline.cli.main import main
 from pipeline.local.stack import StackInfo
 
 
