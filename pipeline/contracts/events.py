@@ -7,13 +7,12 @@ Record key: the stream id, UTF-8. Record value: one UTF-8 JSON object, e.g.::
     {"stream": "acct-42", "ts": "2026-11-21T10:00:00Z", "value": 12.5}
     {"stream": "pump-7", "ts": 1763719200000, "values": {"temp": 71.2, "vibration": 0.03}}
 
-- ``stream``: non-empty string of at most 200 characters without control characters
-  (nor lone surrogates, which could not be written back as UTF-8). If absent, the record
+- ``stream``: a stream id (`pipeline.contracts.ids`: 1..200 characters, no control
+  character, no lone surrogate). If absent, the record
   key is used; if both are given they must be equal (else ``key_mismatch``). An empty key
   counts as no key.
-- ``ts``: an ISO 8601 string (``Z`` or an offset; no offset means UTC) or a number of
-  epoch seconds or milliseconds (numbers >= 1e11 are milliseconds, smaller ones seconds).
-  It becomes integer epoch milliseconds (sub-millisecond digits are dropped). Anything
+- ``ts``: an ISO 8601 string or a number of epoch seconds or milliseconds, read by the
+  one rule in `pipeline.contracts.timestamps` into integer epoch milliseconds. Anything
   else, booleans, and times before 1970 or after the year 2200 are ``bad_timestamp``.
 - exactly one of ``value`` (a number) or ``values`` (an object of 1..max_features
   entries, name -> number, names non-empty strings of at most 64 characters without
@@ -30,87 +29,50 @@ Record key: the stream id, UTF-8. Record value: one UTF-8 JSON object, e.g.::
 Each record is parsed with one ``json.loads``-equivalent call and checked with plain
 Python (no pydantic) because the worker decodes tens of thousands of records a second.
 ``decode_record`` never raises on record content: whatever the bytes, the result is an
-``Event`` or a ``Rejected`` carrying one of the reason codes in ``REASONS``.
+``Event`` or a ``Rejected`` (`pipeline.contracts.deadletter`) carrying one of the reason
+codes in ``REASONS``. `pipeline.contracts.columns` decodes a whole polled batch with the
+same verdicts, faster.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, NoReturn, Protocol
+from datetime import datetime
+from typing import Any, NoReturn
 
 import orjson
 
-# --- reason codes: decided here ------------------------------------------------------
-OVERSIZED = "oversized"
-EMPTY = "empty"
-MALFORMED_JSON = "malformed_json"
-NOT_AN_OBJECT = "not_an_object"
-MISSING_FIELD = "missing_field"
-WRONG_TYPE = "wrong_type"
-NON_FINITE = "non_finite"
-ABSURD_MAGNITUDE = "absurd_magnitude"
-BAD_TIMESTAMP = "bad_timestamp"
-BAD_STREAM_ID = "bad_stream_id"
-KEY_MISMATCH = "key_mismatch"
-TOO_MANY_FEATURES = "too_many_features"
-# --- reason codes: decided by the worker against the stream's saved state --------------
-OUT_OF_ORDER = "out_of_order"
-DUPLICATE_TS = "duplicate_ts"
-FEATURE_MISMATCH = "feature_mismatch"
-
-REASONS: tuple[str, ...] = (
-    OVERSIZED,
-    EMPTY,
-    MALFORMED_JSON,
-    NOT_AN_OBJECT,
-    MISSING_FIELD,
-    WRONG_TYPE,
-    NON_FINITE,
+from pipeline.contracts.deadletter import (
     ABSURD_MAGNITUDE,
-    BAD_TIMESTAMP,
     BAD_STREAM_ID,
+    BAD_TIMESTAMP,
+    EMPTY,
     KEY_MISMATCH,
+    MALFORMED_JSON,
+    MISSING_FIELD,
+    NON_FINITE,
+    NOT_AN_OBJECT,
+    OVERSIZED,
     TOO_MANY_FEATURES,
-    OUT_OF_ORDER,
-    DUPLICATE_TS,
-    FEATURE_MISMATCH,
+    WRONG_TYPE,
+    ConsumerRecordLike,
+    Rejected,
+    reject,
 )
+from pipeline.contracts.ids import stream_id_problem, unsafe_char
+from pipeline.contracts.timestamps import BadTimestamp, epoch_ms
 
-STREAM_MAX_CHARS = 200
 FEATURE_NAME_MAX_CHARS = 64
-EPOCH_MS_FROM = 1e11  # epoch numbers at or above this are milliseconds, below it seconds
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ONE_MS = timedelta(milliseconds=1)
-TS_MIN_MS = 0
-TS_END_MS = (datetime(2201, 1, 1, tzinfo=timezone.utc) - _EPOCH) // _ONE_MS  # exclusive
+VALUE_FEATURES = ("value",)
+"""The features of an event with a single ``value``."""
 
 _RESERVED = frozenset(("stream", "ts", "value", "values"))
-_VALUE_FEATURES = ("value",)
-# C0/C1 control characters, and lone surrogates (JSON "\ud800" decodes to one).
-_BAD_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _MISSING: Any = object()
 _DETAIL_CHARS = 80
-
-
-class ConsumerRecordLike(Protocol):
-    """The fields of kafka-python's ConsumerRecord that decoding reads."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
 
 
 @dataclass(slots=True)
@@ -125,19 +87,6 @@ class Event:
     partition: int
     offset: int
     topic: str
-
-
-@dataclass(slots=True)
-class Rejected:
-    """A record that goes to the dead-letter topic as it came, with why."""
-
-    reason: str
-    detail: str
-    raw_key: bytes | None
-    raw_value: bytes | None
-    topic: str
-    partition: int
-    offset: int
 
 
 class _Reject(Exception):
@@ -220,12 +169,9 @@ def _parse(raw: bytes) -> Any:
 
 
 def _check_stream_id(stream: str, where: str) -> None:
-    if not stream:
-        _fail(BAD_STREAM_ID, f"{where} is empty")
-    if len(stream) > STREAM_MAX_CHARS:
-        _fail(BAD_STREAM_ID, f"{where} is {len(stream)} characters; the limit is 200")
-    if _BAD_CHARS.search(stream):
-        _fail(BAD_STREAM_ID, f"{where} {_clip(stream)} contains control characters")
+    problem = stream_id_problem(stream)
+    if problem is not None:
+        _fail(BAD_STREAM_ID, f"{where} {_clip(stream)} {problem}")
 
 
 def _stream(field: Any, key: bytes | None) -> str:
@@ -251,25 +197,10 @@ def _stream(field: Any, key: bytes | None) -> str:
 
 
 def _timestamp(ts: Any) -> int:
-    kind = type(ts)
-    if kind is int or kind is float:
-        if not -1e15 < ts < 1e15:  # far outside 1970-2200 in s or ms; also keeps round() finite
-            _fail(BAD_TIMESTAMP, f"'ts' {_clip(ts)} is before 1970 or after the year 2200")
-        scaled = ts if ts >= EPOCH_MS_FROM else ts * 1000
-        ms = scaled if kind is int else round(scaled)
-    elif kind is str:
-        try:
-            moment = datetime.fromisoformat(ts)
-        except ValueError:
-            _fail(BAD_TIMESTAMP, f"'ts' {_clip(ts)} is not ISO 8601 or epoch seconds/ms")
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        ms = (moment - _EPOCH) // _ONE_MS
-    else:
-        _fail(BAD_TIMESTAMP, f"'ts' must be an ISO 8601 string or a number, got {_json_type(ts)}")
-    if not TS_MIN_MS <= ms < TS_END_MS:
-        _fail(BAD_TIMESTAMP, f"'ts' {_clip(ts)} is before 1970 or after the year 2200")
-    return ms
+    try:
+        return epoch_ms(ts)
+    except BadTimestamp as exc:
+        _fail(BAD_TIMESTAMP, f"'ts' {_clip(ts)} {exc}")
 
 
 def _number(value: Any, limit: float, feature: str | None) -> float:
@@ -285,7 +216,7 @@ def _number(value: Any, limit: float, feature: str | None) -> float:
 
 
 def _check_feature_name(name: str) -> None:
-    if not name or len(name) > FEATURE_NAME_MAX_CHARS or _BAD_CHARS.search(name):
+    if not name or len(name) > FEATURE_NAME_MAX_CHARS or unsafe_char(name):
         _fail(
             WRONG_TYPE,
             f"feature name {_clip(name)} must be 1..64 characters without control characters",
@@ -300,7 +231,7 @@ def _features(
     if single is not _MISSING:
         if several is not _MISSING:
             _fail(WRONG_TYPE, "both 'value' and 'values' given; send exactly one")
-        return _VALUE_FEATURES, (_number(single, limit, None),)
+        return VALUE_FEATURES, (_number(single, limit, None),)
     if several is _MISSING:
         _fail(MISSING_FIELD, "needs 'value' (a number) or 'values' (an object)")
     if type(several) is not dict:
@@ -315,19 +246,6 @@ def _features(
     for name in names:
         _check_feature_name(name)
     return tuple(names), tuple([_number(several[name], limit, name) for name in names])
-
-
-def reject(record: ConsumerRecordLike, reason: str, detail: str) -> Rejected:
-    """A rejection for ``record``; the worker uses it too, for the state-based reasons."""
-    return Rejected(
-        reason=reason,
-        detail=detail,
-        raw_key=record.key,
-        raw_value=record.value,
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-    )
 
 
 def decode_record(
@@ -370,159 +288,6 @@ def decode_record(
         offset=record.offset,
         topic=record.topic,
     )
-
-
-def decode_batch(
-    records: Iterable[ConsumerRecordLike],
-    *,
-    max_features: int,
-    max_abs_value: float,
-    max_message_bytes: int,
-) -> tuple[list[Event], list[Rejected]]:
-    """Split a polled batch into events and rejections, each in the batch's order."""
-    events: list[Event] = []
-    rejected: list[Rejected] = []
-    for record in records:
-        result = decode_record(
-            record,
-            max_features=max_features,
-            max_abs_value=max_abs_value,
-            max_message_bytes=max_message_bytes,
-        )
-        if isinstance(result, Event):
-            events.append(result)
-        else:
-            rejected.append(result)
-    return events, rejected
-
-
-@dataclass(slots=True)
-class DecodedBatch:
-    """A polled batch after validation: the events as parallel columns, and the rejections.
-
-    ``rows[j]`` is the j-th event's index in the polled batch (for its partition, offset
-    and, if it is rejected later against its stream's state, the record itself).
-    """
-
-    rows: list[int]
-    streams: list[str]
-    ts_ms: list[int]
-    features: list[tuple[str, ...]]
-    values: list[tuple[float, ...]]
-    metas: list[dict[str, Any]]
-    rejected: list[Rejected]
-
-    def event(self, j: int, partition: int, offset: int, topic: str) -> Event:
-        return Event(
-            stream=self.streams[j],
-            ts_ms=self.ts_ms[j],
-            features=self.features[j],
-            values=self.values[j],
-            meta=self.metas[j],
-            partition=partition,
-            offset=offset,
-            topic=topic,
-        )
-
-
-class ColumnSource(Protocol):
-    """What `decode_columns` reads of a polled batch (`pipeline.kafka.kafka_python.RecordBatch`)."""
-
-    keys: list[bytes | None]
-    values: list[bytes | None]
-
-    def record(self, i: int) -> Any: ...
-
-
-# Record keys (and key-less stream ids) already found valid: most batches repeat the same
-# streams, and their checks (UTF-8, length, control characters) need not run again.
-_VALID_KEYS: dict[bytes, str] = {}
-_VALID_IDS: set[str] = set()
-_VALID_MAX = 1 << 20
-_NO_META: dict[str, Any] = {}
-
-
-def decode_columns(
-    batch: ColumnSource,
-    *,
-    max_features: int,
-    max_abs_value: float,
-    max_message_bytes: int,
-) -> DecodedBatch:
-    """Validate a polled batch into columns; the same verdicts as `decode_record`.
-
-    The common shape - ``{"stream", "ts", "value"}`` (or without ``stream``, keyed),
-    an integer epoch ts, a number, a stream id seen valid before - is checked inline
-    with no object per record; anything else goes through `decode_record`, which decides
-    every case and says why. Events without meta share one empty dict: read-only.
-    """
-    limit = min(max_abs_value, sys.float_info.max)
-    out = DecodedBatch([], [], [], [], [], [], [])
-    rows, streams, stamps = out.rows, out.streams, out.ts_ms
-    features, values, metas = out.features, out.values, out.metas
-    valid_keys, valid_ids = _VALID_KEYS, _VALID_IDS
-    if len(valid_keys) + len(valid_ids) > _VALID_MAX:
-        valid_keys.clear()
-        valid_ids.clear()
-    loads, bad_json = orjson.loads, orjson.JSONDecodeError
-    for i, (key, raw) in enumerate(zip(batch.keys, batch.values, strict=True)):
-        if raw and len(raw) <= max_message_bytes:
-            try:
-                obj = loads(raw)
-            except bad_json:
-                obj = None
-            if type(obj) is dict:
-                n = len(obj)
-                stream = obj.get("stream") if n == 3 else (valid_keys.get(key) if key else None)
-                ts, v = obj.get("ts"), obj.get("value")
-                kind = type(v)
-                if (
-                    (n == 3 or (n == 2 and stream is not None))
-                    and type(stream) is str
-                    and type(ts) is int
-                    and (kind is float or kind is int)
-                    and -limit <= v <= limit  # type: ignore[operator]
-                    and EPOCH_MS_FROM <= ts < TS_END_MS
-                    and ((valid_keys.get(key) == stream) if key else (stream in valid_ids))
-                ):
-                    rows.append(i)
-                    streams.append(stream)
-                    stamps.append(ts)
-                    features.append(_VALUE_FEATURES)
-                    values.append((float(v),))  # type: ignore[arg-type]
-                    metas.append(_NO_META)
-                    continue
-        result = decode_record(
-            batch.record(i),
-            max_features=max_features,
-            max_abs_value=max_abs_value,
-            max_message_bytes=max_message_bytes,
-        )
-        if isinstance(result, Rejected):
-            out.rejected.append(result)
-            continue
-        if key:
-            valid_keys[key] = result.stream
-        else:
-            valid_ids.add(result.stream)
-        rows.append(i)
-        streams.append(result.stream)
-        stamps.append(result.ts_ms)
-        features.append(result.features)
-        values.append(result.values)
-        metas.append(result.meta)
-    return out
-
-
-def deadletter_headers(rejected: Rejected) -> list[tuple[str, bytes]]:
-    """Headers for the dead-letter copy, whose key and value are the original bytes."""
-    return [
-        ("vigil.reason", rejected.reason.encode("utf-8")),
-        ("vigil.detail", rejected.detail.encode("utf-8", "backslashreplace")),
-        ("vigil.source.topic", rejected.topic.encode("utf-8", "backslashreplace")),
-        ("vigil.source.partition", str(rejected.partition).encode("ascii")),
-        ("vigil.source.offset", str(rejected.offset).encode("ascii")),
-    ]
 
 
 def encode_event(

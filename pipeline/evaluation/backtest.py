@@ -41,6 +41,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pipeline.contracts.timestamps import BadTimestamp, epoch_ms_text
 from pipeline.errors import UserError
 from pipeline.settings import Settings
 
@@ -145,19 +146,17 @@ def read_csv(path: Path, max_features: int) -> Series:
 
 
 def epoch_ms(stamps: list[str], path: Path) -> npt.NDArray[np.int64]:
-    """Timestamps (ISO 8601, or epoch seconds/ms as numbers) -> int64 epoch milliseconds.
+    """Timestamps -> int64 epoch milliseconds, by the worker's rule (`contracts.timestamps`).
 
-    The detector's time-of-day profile needs event times, as the worker passes them.
+    The detector's time-of-day profile needs event times, read as the worker reads them.
     """
-    try:
-        numbers = np.array(stamps, dtype=np.float64)
-    except ValueError:
+    out = np.empty(len(stamps), dtype=np.int64)
+    for t, stamp in enumerate(stamps):
         try:
-            return np.array(stamps, dtype="datetime64[ms]").astype(np.int64)
-        except ValueError:
-            raise BacktestError(f"{path}: timestamps must be ISO 8601 or epoch numbers") from None
-    # Epoch seconds until about the year 2286; larger numbers are already milliseconds.
-    return np.where(numbers < 1e10, numbers * 1000.0, numbers).astype(np.int64)
+            out[t] = epoch_ms_text(stamp)
+        except BadTimestamp as exc:
+            raise BacktestError(f"{path}:{t + 2}: timestamp {stamp!r} {exc}") from None
+    return out
 
 
 # --- writing ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from confluent_kafka import Producer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.contracts.events import decode_columns
+from pipeline.contracts.columns import decode_columns
 from pipeline.local.stack import LocalStack
 from pipeline.settings import Settings
 from pipeline.state.base import history_key, scores_key

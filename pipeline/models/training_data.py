@@ -23,7 +23,6 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ from kafka import KafkaConsumer, TopicPartition
 from detectors.detector import DetectorParams
 from detectors.training.train import normalise_sequences
 from pipeline.contracts.events import Event, decode_record
+from pipeline.contracts.timestamps import epoch_ms_text
 from pipeline.kafka.base import Record
 from pipeline.settings import Settings
 
@@ -173,18 +173,6 @@ def read_topic(
     return history
 
 
-def _parse_ts(text: str) -> int:
-    text = text.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
-        return int(dt.timestamp() * 1000)
-    return int(number if number >= 1e11 else number * 1000)
-
-
 def _csv_files(paths: Sequence[str]) -> list[Path]:
     files: list[Path] = []
     for name in paths:
@@ -225,7 +213,7 @@ def read_csv(paths: Sequence[str], max_features: int) -> History:
                     rows += 1
                     stream = row.get("stream") or path.stem
                     try:
-                        ts = _parse_ts(row[ts_col])
+                        ts = epoch_ms_text(row[ts_col])
                         values = tuple(float(row[f]) for f in features)
                     except (TypeError, ValueError):
                         raise TrainingDataError(

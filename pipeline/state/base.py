@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import functools
 import struct
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from pipeline.contracts.ids import stream_id_problem
+
 HEADER = struct.Struct("<2sHiq")
 """magic b"VG", layout version, partition of the last applied event, its offset."""
 MAGIC = b"VG"
-MAX_STREAM_LENGTH = 200
 MAX_OFFSET = 2**53 - 1
 """Lua numbers are doubles: offsets above this would compare wrongly inside Redis."""
 
@@ -38,19 +38,10 @@ class StoreUnavailable(Exception):
 
 
 def validate_stream(stream: str) -> str:
-    """Refuse stream ids that cannot be stored safely; return the id unchanged."""
-    if not isinstance(stream, str) or not stream:
-        raise ValueError("stream id must be a non-empty string")
-    if len(stream) > MAX_STREAM_LENGTH:
-        raise ValueError(f"stream id longer than {MAX_STREAM_LENGTH} characters")
-    if stream.isprintable():  # one C call: no control character, no surrogate
-        return stream
-    for char in stream:
-        category = unicodedata.category(char)
-        if category == "Cc":
-            raise ValueError(f"stream id contains control character {char!r}")
-        if category == "Cs":
-            raise ValueError("stream id contains an unpaired surrogate")
+    """Refuse stream ids that cannot be stored safely (`contracts.ids`); return it unchanged."""
+    problem = stream_id_problem(stream) if isinstance(stream, str) else "must be a string"
+    if problem is not None:
+        raise ValueError(f"stream id {problem}")
     return stream
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from detectors.base import StepOutput
-from pipeline.contracts.events import DecodedBatch, Rejected, deadletter_headers
+from pipeline.contracts.columns import DecodedBatch
+from pipeline.contracts.deadletter import Rejected, deadletter_headers
 from pipeline.contracts.history import encode_points
 from pipeline.kafka.base import RecordBatch
 from pipeline.state.base import BatchView

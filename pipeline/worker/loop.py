@@ -46,13 +46,12 @@ import torch
 from detectors.detector import RecurrentDetector
 from detectors.state import StateFormatError
 from pipeline.contracts.alerts import Alert
-from pipeline.contracts.events import (
+from pipeline.contracts.columns import DecodedBatch, decode_columns
+from pipeline.contracts.deadletter import (
     DUPLICATE_TS,
     FEATURE_MISMATCH,
     OUT_OF_ORDER,
-    DecodedBatch,
     Rejected,
-    decode_columns,
     reject,
 )
 from pipeline.kafka.base import EventSource, RecordBatch, RecordSink

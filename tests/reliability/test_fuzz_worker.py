@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kafka import KafkaProducer
 
-from pipeline.contracts.events import (
+from pipeline.contracts.deadletter import (
     BAD_STREAM_ID,
     DUPLICATE_TS,
     FEATURE_MISMATCH,

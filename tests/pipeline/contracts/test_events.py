@@ -11,17 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.contracts import events
-from pipeline.contracts.events import (
-    REASONS,
-    Event,
-    Rejected,
-    deadletter_headers,
-    decode_batch,
-    decode_record,
-    encode_event,
-)
-from pipeline.kafka.base import Record, RecordBatch
+from pipeline.contracts import deadletter as reasons
+from pipeline.contracts.deadletter import REASONS, Rejected, deadletter_headers
+from pipeline.contracts.events import Event, decode_record, encode_event
+from pipeline.contracts.timestamps import TS_END_MS
 
 LIMITS: dict[str, Any] = {"max_features": 4, "max_abs_value": 1e12, "max_message_bytes": 4096}
 TS = 1763719200000  # 2025-11-21T10:00:00Z
@@ -176,37 +169,22 @@ def test_timestamp_forms(ts: Any, expected: int) -> None:
     ],
 )
 def test_bad_timestamp(ts: Any) -> None:
-    assert reason(dumps(ok(ts=ts))) == events.BAD_TIMESTAMP
+    assert reason(dumps(ok(ts=ts))) == reasons.BAD_TIMESTAMP
 
 
 # --- one test per reason code ----------------------------------------------------------
 
 
-def test_reasons_tuple_lists_every_code_once() -> None:
-    assert len(REASONS) == len(set(REASONS)) == 15
-    for name in (
-        "OUT_OF_ORDER",
-        "DUPLICATE_TS",
-        "FEATURE_MISMATCH",
-    ):
-        assert getattr(events, name) in REASONS
-    assert (events.OUT_OF_ORDER, events.DUPLICATE_TS, events.FEATURE_MISMATCH) == (
-        "out_of_order",
-        "duplicate_ts",
-        "feature_mismatch",
-    )
-
-
 def test_oversized_checked_before_parsing() -> None:
-    assert reason(b"{" * 5000) == events.OVERSIZED
+    assert reason(b"{" * 5000) == reasons.OVERSIZED
     body = dumps(ok(pad="x" * 5000))
-    assert reason(body) == events.OVERSIZED
+    assert reason(body) == reasons.OVERSIZED
     assert isinstance(decode(body, max_message_bytes=len(body)), Event)
 
 
 @pytest.mark.parametrize("value", [None, b""])
 def test_empty(value: bytes | None) -> None:
-    assert reason(value) == events.EMPTY
+    assert reason(value) == reasons.EMPTY
 
 
 @pytest.mark.parametrize(
@@ -225,13 +203,13 @@ def test_empty(value: bytes | None) -> None:
     ],
 )
 def test_malformed_json(value: bytes) -> None:
-    assert reason(value, max_message_bytes=1_000_000) == events.MALFORMED_JSON
+    assert reason(value, max_message_bytes=1_000_000) == reasons.MALFORMED_JSON
 
 
 @pytest.mark.parametrize("body", [[1, 2], 12.5, '"acct-42"', "null", "true"])
 def test_not_an_object(body: Any) -> None:
     raw = body.encode() if isinstance(body, str) else dumps(body)
-    assert reason(raw) == events.NOT_AN_OBJECT
+    assert reason(raw) == reasons.NOT_AN_OBJECT
 
 
 @pytest.mark.parametrize(
@@ -244,7 +222,7 @@ def test_not_an_object(body: Any) -> None:
     ],
 )
 def test_missing_field(body: dict[str, Any], key: bytes | None) -> None:
-    assert reason(dumps(body), key) == events.MISSING_FIELD
+    assert reason(dumps(body), key) == reasons.MISSING_FIELD
 
 
 @pytest.mark.parametrize(
@@ -269,7 +247,7 @@ def test_missing_field(body: dict[str, Any], key: bytes | None) -> None:
 )
 def test_wrong_type(fields: dict[str, Any]) -> None:
     body = {"stream": "acct-42", "ts": TS, **fields}
-    assert reason(dumps(body)) == events.WRONG_TYPE
+    assert reason(dumps(body)) == reasons.WRONG_TYPE
 
 
 @pytest.mark.parametrize(
@@ -285,7 +263,7 @@ def test_wrong_type(fields: dict[str, Any]) -> None:
     ],
 )
 def test_non_finite(value: bytes) -> None:
-    assert reason(value) == events.NON_FINITE
+    assert reason(value) == reasons.NON_FINITE
 
 
 @pytest.mark.parametrize(
@@ -300,12 +278,12 @@ def test_non_finite(value: bytes) -> None:
 )
 def test_absurd_magnitude(fields: dict[str, Any]) -> None:
     body = {"stream": "acct-42", "ts": TS, **fields}
-    assert reason(dumps(body)) == events.ABSURD_MAGNITUDE
+    assert reason(dumps(body)) == reasons.ABSURD_MAGNITUDE
 
 
 def test_huge_integer_with_unbounded_limit_does_not_overflow() -> None:
     body = dumps({"stream": "acct-42", "ts": TS, "value": 10**400})
-    assert reason(body, max_abs_value=math.inf) == events.ABSURD_MAGNITUDE
+    assert reason(body, max_abs_value=math.inf) == reasons.ABSURD_MAGNITUDE
 
 
 @pytest.mark.parametrize(
@@ -325,12 +303,12 @@ def test_huge_integer_with_unbounded_limit_does_not_overflow() -> None:
     ],
 )
 def test_bad_stream_id_in_field(stream: Any, key: bytes | None) -> None:
-    assert reason(dumps(ok(stream=stream)), key) == events.BAD_STREAM_ID
+    assert reason(dumps(ok(stream=stream)), key) == reasons.BAD_STREAM_ID
 
 
 @pytest.mark.parametrize("key", [b"\xff\xfe", b"x" * 201, b"a\x01b"])
 def test_bad_stream_id_in_key(key: bytes) -> None:
-    assert reason(dumps({"ts": TS, "value": 1}), key) == events.BAD_STREAM_ID
+    assert reason(dumps({"ts": TS, "value": 1}), key) == reasons.BAD_STREAM_ID
 
 
 def test_stream_id_at_length_limit_is_accepted() -> None:
@@ -340,12 +318,12 @@ def test_stream_id_at_length_limit_is_accepted() -> None:
 
 @pytest.mark.parametrize("key", [b"acct-43", b"ACCT-42", b"\xff", b"acct-42 "])
 def test_key_mismatch(key: bytes) -> None:
-    assert reason(dumps(ok()), key) == events.KEY_MISMATCH
+    assert reason(dumps(ok()), key) == reasons.KEY_MISMATCH
 
 
 def test_too_many_features() -> None:
     body = {"stream": "acct-42", "ts": TS, "values": {f"f{i}": i for i in range(5)}}
-    assert reason(dumps(body)) == events.TOO_MANY_FEATURES
+    assert reason(dumps(body)) == reasons.TOO_MANY_FEATURES
     assert isinstance(decode(dumps(body), max_features=5), Event)
 
 
@@ -353,7 +331,7 @@ def test_rejection_keeps_original_bytes_and_source() -> None:
     raw = b'{"stream": "acct-42", "ts": "soon", "value": 1}'
     got = decode_record(Rec("events", 2, 99, 0, b"acct-42", raw, []), **LIMITS)
     assert isinstance(got, Rejected)
-    assert got == Rejected(events.BAD_TIMESTAMP, got.detail, b"acct-42", raw, "events", 2, 99), got
+    assert got == Rejected(reasons.BAD_TIMESTAMP, got.detail, b"acct-42", raw, "events", 2, 99), got
     assert "'soon'" in got.detail
 
 
@@ -364,39 +342,7 @@ def test_detail_stays_short_for_huge_input() -> None:
     assert len(got.detail) < 200
 
 
-# --- batches, dead letters, producer helper -----------------------------------------------
-
-
-def test_decode_batch_splits_in_order() -> None:
-    records = [
-        rec(dumps(ok(ts=TS + i)), offset=i) if i % 3 else rec(b"junk", offset=i) for i in range(9)
-    ]
-    good, bad = decode_batch(records, **LIMITS)
-    assert [e.offset for e in good] == [1, 2, 4, 5, 7, 8]
-    assert [e.ts_ms for e in good] == [TS + i for i in (1, 2, 4, 5, 7, 8)]
-    assert [r.offset for r in bad] == [0, 3, 6]
-    assert {r.reason for r in bad} == {events.MALFORMED_JSON}
-
-
-def test_deadletter_headers() -> None:
-    got = decode_record(Rec("vigil.events", 5, 1234, 0, b"k", b"[1]", []), **LIMITS)
-    assert isinstance(got, Rejected)
-    headers = dict(deadletter_headers(got))
-    assert headers == {
-        "vigil.reason": b"not_an_object",
-        "vigil.detail": got.detail.encode(),
-        "vigil.source.topic": b"vigil.events",
-        "vigil.source.partition": b"5",
-        "vigil.source.offset": b"1234",
-    }
-    assert all(isinstance(v, bytes) for v in headers.values())
-
-
-def test_deadletter_detail_header_is_valid_utf8_for_any_stream() -> None:
-    got = decode(dumps(ok(stream="é\ud800")), key=None)
-    assert isinstance(got, Rejected)
-    for _, value in deadletter_headers(got):
-        value.decode("utf-8")
+# --- producer helper -----------------------------------------------
 
 
 def test_encode_event_round_trip() -> None:
@@ -422,7 +368,7 @@ def test_encode_event_single_value_and_datetime() -> None:
 
 
 def test_encode_event_can_build_bad_events() -> None:
-    assert reason(encode_event("acct-42", TS, math.nan)) == events.NON_FINITE
+    assert reason(encode_event("acct-42", TS, math.nan)) == reasons.NON_FINITE
 
 
 def test_encode_event_refuses_reserved_meta() -> None:
@@ -447,7 +393,7 @@ json_values = st.recursive(
 # Field values near the contract, mostly valid, so that generated records also get past
 # the first checks and exercise the deep ones (and sometimes decode to an Event).
 valid_ts = (
-    st.integers(min_value=0, max_value=events.TS_END_MS - 1)
+    st.integers(min_value=0, max_value=TS_END_MS - 1)
     | st.floats(min_value=0, max_value=7e9)
     | st.datetimes(
         min_value=datetime(1971, 1, 1),
@@ -514,7 +460,7 @@ def check_result(result: Any) -> None:
         return
     assert 0 < len(result.stream) <= 200
     result.stream.encode("utf-8")
-    assert 0 <= result.ts_ms < events.TS_END_MS and type(result.ts_ms) is int
+    assert 0 <= result.ts_ms < TS_END_MS and type(result.ts_ms) is int
     assert 1 <= len(result.features) <= LIMITS["max_features"]
     assert list(result.features) == sorted(result.features)
     assert len(result.values) == len(result.features)
@@ -539,72 +485,3 @@ def test_never_raises_on_arbitrary_json(body: Any, key: bytes | None) -> None:
 @given(near_events, keys)
 def test_never_raises_on_near_valid_events(body: dict[str, Any], key: bytes | None) -> None:
     check_result(decode(json.dumps(body).encode(), key, max_message_bytes=100_000))
-
-
-# --- the columnar decoder must give the same verdict as decode_record ------------------
-
-_ids = st.sampled_from(["acct-1", "acct-2", "é-流", "", "a\x07b", "x" * 201])
-_fields = st.fixed_dictionaries(
-    {},
-    optional={
-        "stream": st.one_of(_ids, st.integers(), st.none()),
-        "ts": st.one_of(
-            st.integers(-(10**16), 10**16),
-            st.sampled_from([TS, TS + 1, 1_700_000_000, 10**11 - 1, 10**11, 7_258_118_400_000]),
-            st.floats(allow_nan=False),
-            st.just("2025-11-21T10:00:00Z"),
-        ),
-        "value": st.one_of(
-            st.integers(-(10**13), 10**13), st.floats(-1e13, 1e13), st.booleans(), st.text()
-        ),
-        "values": st.dictionaries(st.sampled_from(["a", "b"]), st.floats(-10, 10), max_size=2),
-        "site": st.just("plant-1"),
-    },
-)
-
-
-def _batch_records(bodies: list[tuple[dict[str, Any] | bytes, bytes | None]]) -> list[Record]:
-    out = []
-    for i, (body, key) in enumerate(bodies):
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        out.append(Record("vigil.events", i % 3, 100 + i, key, raw, [], 0))
-    return out
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    bodies=st.lists(
-        st.tuples(
-            st.one_of(_fields, st.sampled_from([b"", b"{", b"[1]", b"\xff", b'{"ts":NaN}'])),
-            st.one_of(st.none(), st.just(b""), _ids.map(str.encode), st.just(b"\xfe")),
-        ),
-        max_size=12,
-    )
-)
-def test_decode_columns_agrees_with_decode_record(
-    bodies: list[tuple[dict[str, Any] | bytes, bytes | None]],
-) -> None:
-    """Fast path or not, every record gets the verdict decode_record gives it, including
-    records whose key was cached as valid by an earlier (or the same) batch."""
-    records = _batch_records(bodies)
-    for _ in range(2):  # the second pass meets every key already in the cache
-        decoded = events.decode_columns(RecordBatch.of(records), **LIMITS)
-        verdicts = [decode_record(r, **LIMITS) for r in records]
-        expected_events = [(i, v) for i, v in enumerate(verdicts) if isinstance(v, Event)]
-        assert [i for i, _ in expected_events] == decoded.rows
-        for j, (i, event) in enumerate(expected_events):
-            r = records[i]
-            assert decoded.event(j, r.partition, r.offset, r.topic) == event
-        assert decoded.rejected == [v for v in verdicts if isinstance(v, Rejected)]
-
-
-def test_decode_columns_refuses_a_cached_key_with_another_stream() -> None:
-    good = _batch_records([({"stream": "acct-1", "ts": TS, "value": 1.0}, b"acct-1")])
-    events.decode_columns(RecordBatch.of(good), **LIMITS)  # caches the key as valid
-    bad = _batch_records([({"stream": "acct-2", "ts": TS, "value": 1.0}, b"acct-1")])
-    decoded = events.decode_columns(RecordBatch.of(bad), **LIMITS)
-    assert decoded.rows == []
-    assert [r.reason for r in decoded.rejected] == [events.KEY_MISMATCH]
-    keyed = _batch_records([({"ts": TS, "value": 2.5}, b"acct-1")])
-    decoded = events.decode_columns(RecordBatch.of(keyed), **LIMITS)
-    assert decoded.streams == ["acct-1"] and decoded.values == [(2.5,)]

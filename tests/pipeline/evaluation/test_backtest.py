@@ -127,5 +127,62 @@ def test_timestamps_become_epoch_milliseconds() -> None:
         1404172800000,
         1404172800500,
     ]
-    with pytest.raises(BacktestError, match=r"f\.csv: timestamps"):
-        epoch_ms(["yesterday"], Path("f.csv"))
+    with pytest.raises(BacktestError, match=r"f\.csv:3: timestamp 'yesterday' is not ISO"):
+        epoch_ms(["1404172800", "yesterday"], Path("f.csv"))
+
+
+# The same times as a producer sends them (JSON numbers and strings) and as a CSV holds
+# them, in increasing order: epoch seconds, ISO with Z, naive ISO (UTC), an offset, epoch
+# milliseconds, fractional seconds.
+SAME_TIMES: list[int | float | str] = [
+    1404172800,
+    "2014-07-01T00:30:00Z",
+    "2014-07-01 01:00:00",
+    "2014-07-01T03:30:00+02:00",
+    1404180000500,
+    1404181800.25,
+]
+
+
+def test_backtest_and_training_read_times_at_the_instants_the_worker_does(
+    tmp_path: Path,
+) -> None:
+    from pipeline.contracts.columns import decode_columns
+    from pipeline.contracts.events import encode_event
+    from pipeline.evaluation.backtest import epoch_ms, read_csv
+    from pipeline.kafka.base import Record, RecordBatch
+    from pipeline.models.training_data import read_csv as read_training_csv
+
+    records = [
+        Record("events", 0, i, b"s", encode_event("s", ts, 1.0), [], 0)
+        for i, ts in enumerate(SAME_TIMES)
+    ]
+    decoded = decode_columns(
+        RecordBatch.of(records), max_features=4, max_abs_value=1e12, max_message_bytes=4096
+    )
+    assert decoded.rejected == []
+    worker = decoded.ts_ms
+    path = tmp_path / "s.csv"
+    path.write_text("timestamp,value\n" + "".join(f"{ts},1.0\n" for ts in SAME_TIMES))
+    series = read_csv(path, max_features=1)
+    assert epoch_ms(series.timestamps, path).tolist() == worker
+    assert read_training_csv([str(path)], max_features=1).streams["s"].ts_ms == worker
+    assert worker[0] == 1404172800000 and worker[-1] == 1404181800250
+
+
+@pytest.mark.parametrize("number", [10**10, 5 * 10**10, 10**11 - 1])
+def test_numbers_below_the_cut_off_are_seconds_for_every_reader(number: int) -> None:
+    """Once 1e10 in backtest and 1e11 in the worker: 5e10 was 1971 to one, 3554 to the other."""
+    from pipeline.contracts.events import Event, decode_record, encode_event
+    from pipeline.evaluation.backtest import BacktestError, epoch_ms
+    from pipeline.kafka.base import Record
+
+    verdict = decode_record(
+        Record("events", 0, 0, b"s", encode_event("s", number, 1.0), [], 0),
+        max_features=4,
+        max_abs_value=1e12,
+        max_message_bytes=4096,
+    )
+    assert not isinstance(verdict, Event)  # seconds: after the year 2200
+    with pytest.raises(BacktestError, match="after the year 2200"):
+        epoch_ms([str(number)], Path("f.csv"))
