@@ -93,6 +93,9 @@ def test_worker_serves_its_health_port_inside_the_network() -> None:
     port = worker["environment"]["VIGIL_WORKER_HTTP_PORT"]
     assert worker["environment"]["VIGIL_WORKER_HTTP_HOST"] == "0.0.0.0"
     assert f"127.0.0.1:{port}/healthz" in " ".join(worker["healthcheck"]["test"])
+    prom = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "vigil-workers")
+    assert job["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": int(port)}]
 
 
 def test_api_binds_openly_only_with_a_token() -> None:

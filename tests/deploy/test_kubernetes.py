@@ -119,3 +119,27 @@ def test_api_is_probed() -> None:
     container = _deployments()["vigil-api"]["spec"]["template"]["spec"]["containers"][0]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert "/readyz" in " ".join(container["readinessProbe"]["exec"]["command"])
+
+
+def test_operator_monitors_select_what_the_manifests_label() -> None:
+    monitoring = K8S / "monitoring"
+    assert yaml.safe_load((monitoring / "kustomization.yaml").read_text())["resources"] == [
+        "monitors.yaml"
+    ]
+    monitors = {
+        d["kind"]: d for d in yaml.safe_load_all((monitoring / "monitors.yaml").read_text())
+    }
+    pod = _deployments()["vigil-worker"]["spec"]["template"]
+    pods = monitors["PodMonitor"]["spec"]
+    assert pods["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    ports = {p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+    assert {e["port"] for e in pods["podMetricsEndpoints"]} <= ports
+    api = next(d for d in manifests() if d["kind"] == "Service")
+    services = monitors["ServiceMonitor"]["spec"]
+    assert services["selector"]["matchLabels"].items() <= api["metadata"]["labels"].items()
+    endpoint = services["endpoints"][0]
+    assert endpoint["port"] in {p["name"] for p in api["spec"]["ports"]}
+    assert endpoint["authorization"]["credentials"] == {
+        "name": "vigil-secrets",
+        "key": "VIGIL_API_TOKEN",
+    }
