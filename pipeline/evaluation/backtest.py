@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -41,7 +40,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.contracts.timestamps import BadTimestamp, epoch_ms_text
+from pipeline.contracts.csvfile import find_csv_files, read_csv_table
 from pipeline.errors import UserError
 from pipeline.settings import Settings
 
@@ -49,7 +48,7 @@ VIGIL = "vigil"
 
 
 class BacktestError(UserError):
-    """A bad path or a malformed CSV: the CLI prints it as one line."""
+    """A bad path, or a CSV without what a backtest needs: the CLI prints it as one line."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,7 @@ class Series:
     """One CSV file as read: the strings written back out, and the values as floats."""
 
     timestamps: list[str]
+    ts_ms: npt.NDArray[np.int64]  # [T] the instants the worker would read (contracts.timestamps)
     columns: list[str]
     raw: list[list[str]]  # [T][F] the value cells exactly as in the file
     values: npt.NDArray[np.float32]  # [T, F]
@@ -80,83 +80,31 @@ class Series:
 
 def find_files(paths: Sequence[str | Path]) -> list[InputFile]:
     """CSV files named directly or found recursively below folders, in a stable order."""
-    found: list[InputFile] = []
-    for arg in paths:
-        root = Path(arg)
-        if root.is_file():
-            found.append(InputFile(root, Path(root.name)))
-        elif root.is_dir():
-            files = sorted(root.rglob("*.csv"))
-            if not files:
-                raise BacktestError(f"no .csv files below {root}")
-            found.extend(InputFile(f, f.relative_to(root)) for f in files)
-        else:
-            raise BacktestError(f"{root}: no such file or folder")
-    return found
-
-
-def _number(cell: str, path: Path, line: int, column: str) -> float:
-    try:
-        value = float(cell)
-    except ValueError:
-        raise BacktestError(f"{path}:{line}: {column} {cell!r} is not a number") from None
-    if not math.isfinite(value):
-        raise BacktestError(f"{path}:{line}: {column} {cell!r} is not finite")
-    return value
+    return [InputFile(path, relative) for path, relative in find_csv_files(paths)]
 
 
 def read_csv(path: Path, max_features: int) -> Series:
-    """``timestamp`` plus one or more value columns -> Series; raises BacktestError."""
-    try:
-        with path.open(newline="") as fh:
-            rows = list(csv.reader(fh))
-    except OSError as exc:
-        raise BacktestError(f"cannot read {path}: {exc.strerror}") from None
-    except (UnicodeDecodeError, csv.Error):
-        raise BacktestError(f"{path}: not a readable CSV file") from None
-    if not rows:
-        raise BacktestError(f"{path}: empty file")
-    header = [h.strip() for h in rows[0]]
-    if "timestamp" not in header:
+    """``timestamp`` plus one or more value columns -> Series; raises CsvError/BacktestError."""
+    table = read_csv_table(path)
+    if not table.has("timestamp"):
         raise BacktestError(f"{path}: no 'timestamp' column in the header")
-    ts_col = header.index("timestamp")
-    value_cols = [i for i, h in enumerate(header) if i != ts_col and h != "label"]
-    if not value_cols:
+    columns = [h for h in table.header if h not in ("timestamp", "label")]
+    if not columns:
         raise BacktestError(f"{path}: no value column besides 'timestamp'")
-    if len(value_cols) > max_features:
+    if len(columns) > max_features:
         raise BacktestError(
-            f"{path}: {len(value_cols)} value columns, the model takes at most {max_features}"
+            f"{path}: {len(columns)} value columns, the model takes at most {max_features}"
         )
-    if len(rows) < 2:
+    if not table.rows:
         raise BacktestError(f"{path}: no data rows")
-    columns = [header[i] for i in value_cols]
-    stamps: list[str] = []
-    raw: list[list[str]] = []
-    values = np.zeros((len(rows) - 1, len(value_cols)), dtype=np.float32)
-    for t, row in enumerate(rows[1:]):
-        line = t + 2
-        if len(row) != len(header):
-            raise BacktestError(f"{path}:{line}: expected {len(header)} fields, got {len(row)}")
-        stamps.append(row[ts_col])
-        cells = [row[i] for i in value_cols]
-        raw.append(cells)
-        for f, (cell, name) in enumerate(zip(cells, columns, strict=True)):
-            values[t, f] = _number(cell, path, line, name)
-    return Series(stamps, columns, raw, values)
-
-
-def epoch_ms(stamps: list[str], path: Path) -> npt.NDArray[np.int64]:
-    """Timestamps -> int64 epoch milliseconds, by the worker's rule (`contracts.timestamps`).
-
-    The detector's time-of-day profile needs event times, read as the worker reads them.
-    """
-    out = np.empty(len(stamps), dtype=np.int64)
-    for t, stamp in enumerate(stamps):
-        try:
-            out[t] = epoch_ms_text(stamp)
-        except BadTimestamp as exc:
-            raise BacktestError(f"{path}:{t + 2}: timestamp {stamp!r} {exc}") from None
-    return out
+    positions = [table.header.index(c) for c in columns]
+    return Series(
+        timestamps=table.column("timestamp"),
+        ts_ms=table.epoch_ms("timestamp"),
+        columns=columns,
+        raw=[[row[i] for i in positions] for row in table.rows],
+        values=table.numbers(columns).astype(np.float32),
+    )
 
 
 # --- writing ---------------------------------------------------------------------------
@@ -234,7 +182,7 @@ def _replay_group(
         report(rows - done)
         done = rows
 
-    times = [epoch_ms(s.timestamps, f.path) for s, f in zip(series, files, strict=True)]
+    times = [s.ts_ms for s in series]
     results = replay(detector, [s.values for s in series], progress, times)
     for target, s, r in zip(targets, series, results, strict=True):
         scores = np.where(r.alerts, r.scores, 0.0) if fmt == "nab" else r.scores

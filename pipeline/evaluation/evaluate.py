@@ -34,13 +34,16 @@ from detectors.evaluation.nab_scoring import (
     sweep_threshold,
     window_rows,
 )
+from pipeline.contracts.csvfile import read_csv_table
+from pipeline.contracts.timestamps import BadTimestamp, epoch_ms_text
+from pipeline.errors import UserError
 
 Timestamps = npt.NDArray[np.datetime64]
 Series = tuple[Timestamps, npt.NDArray[np.float64]]
 Windows = dict[str, list[tuple[np.datetime64, np.datetime64]]]
 
 
-class EvaluateError(Exception):
+class EvaluateError(UserError):
     """A user mistake (bad path, malformed file); the CLI prints it as one line."""
 
 
@@ -65,32 +68,18 @@ class BacktestReport:
 
 
 def _timestamps(raw: Sequence[str], where: str) -> Timestamps:
+    """Times by the worker's rule (`contracts.timestamps`), as datetime64 for NAB's windows."""
     try:
-        return np.array(raw, dtype="datetime64[us]")
-    except ValueError:
-        raise EvaluateError(f"{where}: unreadable timestamp") from None
+        ms = [epoch_ms_text(text) for text in raw]
+    except BadTimestamp as exc:
+        raise EvaluateError(f"{where}: unreadable timestamp ({exc})") from None
+    return np.array(ms, dtype="datetime64[ms]").astype("datetime64[us]")
 
 
 def _read_csv(path: Path, columns: Sequence[str]) -> list[list[str]]:
     """The named columns of a CSV with a header row, as strings, in file order."""
-    try:
-        with path.open(newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, [])
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise EvaluateError(f"{path}: no {missing[0]!r} column")
-            positions = [header.index(c) for c in columns]
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                if len(row) < len(header):
-                    raise EvaluateError(f"{path}:{line}: expected {len(header)} fields")
-                rows.append([row[p] for p in positions])
-            return rows
-    except OSError as exc:
-        raise EvaluateError(f"cannot read {path}: {exc.strerror}") from None
-    except (UnicodeDecodeError, csv.Error):
-        raise EvaluateError(f"{path}: not a readable CSV file") from None
+    table = read_csv_table(path)
+    return [list(row) for row in zip(*(table.column(c) for c in columns), strict=True)]
 
 
 def _floats(raw: Iterable[str], path: Path, column: str) -> npt.NDArray[np.float64]:
@@ -173,9 +162,9 @@ def read_scores_dir(
         if split is None:
             continue
         detector, name = split
-        rows = _read_csv(path, ("timestamp", "anomaly_score"))
-        stamps = _timestamps([r[0] for r in rows], str(path))
-        scores = _floats((r[1] for r in rows), path, "anomaly_score")
+        table = read_csv_table(path)
+        stamps = _timestamps(table.column("timestamp"), str(path))
+        scores = table.numbers(["anomaly_score"], finite=False)[:, 0]
         found.setdefault(detector, {})[name] = (stamps, scores)
     if not found:
         raise EvaluateError(f"no score files (<category>/<detector>_<file>.csv) in {scores_dir}")

@@ -17,13 +17,10 @@ time: the last part of every stream is held out for champion/challenger comparis
 
 from __future__ import annotations
 
-import csv
-import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -31,8 +28,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from detectors.detector import DetectorParams
 from detectors.training.train import normalise_sequences
+from pipeline.contracts.csvfile import find_csv_files, read_csv_table
 from pipeline.contracts.events import Event, decode_record
-from pipeline.contracts.timestamps import epoch_ms_text
 from pipeline.kafka.base import Record
 from pipeline.settings import Settings
 
@@ -173,61 +170,39 @@ def read_topic(
     return history
 
 
-def _csv_files(paths: Sequence[str]) -> list[Path]:
-    files: list[Path] = []
-    for name in paths:
-        path = Path(name)
-        if path.is_dir():
-            files.extend(sorted(path.rglob("*.csv")))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise TrainingDataError(f"no such CSV file or folder: {name}")
-    if not files:
-        raise TrainingDataError(f"no CSV files under {', '.join(paths)}")
-    return files
-
-
 def read_csv(paths: Sequence[str], max_features: int) -> History:
     """CSV files with a `timestamp` (or `ts`) column and numeric feature columns.
 
     An optional `stream` column names the stream of each row; otherwise each file is one
-    stream named after the file. Feature columns are used in sorted-name order.
+    stream named after the file. Feature columns are used in sorted-name order. Rows
+    with a non-finite value, or not after the stream's previous row, are skipped (as the
+    worker would dead-letter them).
     """
     streams: dict[str, StreamSeries] = {}
     rows = 0
-    for path in _csv_files(paths):
-        try:
-            with path.open(newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                header = reader.fieldnames or []
-                ts_col = next((c for c in ("timestamp", "ts") if c in header), None)
-                if ts_col is None:
-                    raise TrainingDataError(f"{path}: no 'timestamp' or 'ts' column")
-                features = tuple(sorted(c for c in header if c not in (ts_col, "stream")))
-                if not 1 <= len(features) <= max_features:
-                    raise TrainingDataError(
-                        f"{path}: {len(features)} feature columns; 1..{max_features} allowed"
-                    )
-                for line, row in enumerate(reader, start=2):
-                    rows += 1
-                    stream = row.get("stream") or path.stem
-                    try:
-                        ts = epoch_ms_text(row[ts_col])
-                        values = tuple(float(row[f]) for f in features)
-                    except (TypeError, ValueError):
-                        raise TrainingDataError(
-                            f"{path}:{line}: not a timestamp and numbers"
-                        ) from None
-                    if not all(math.isfinite(v) for v in values):
-                        continue
-                    series = streams.setdefault(stream, StreamSeries(features))
-                    if series.ts_ms and ts <= series.ts_ms[-1]:
-                        continue
-                    series.ts_ms.append(ts)
-                    series.values.append(values)
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise TrainingDataError(f"cannot read {path}: {exc}") from None
+    for path, _ in find_csv_files(paths):
+        table = read_csv_table(path)
+        ts_col = next((c for c in ("timestamp", "ts") if table.has(c)), None)
+        if ts_col is None:
+            raise TrainingDataError(f"{path}: no 'timestamp' or 'ts' column")
+        features = tuple(sorted(c for c in table.header if c not in (ts_col, "stream")))
+        if not 1 <= len(features) <= max_features:
+            raise TrainingDataError(
+                f"{path}: {len(features)} feature columns; 1..{max_features} allowed"
+            )
+        names = table.column("stream") if table.has("stream") else [""] * len(table.rows)
+        rows += len(table.rows)
+        values = table.numbers(features, finite=False)
+        finite: list[bool] = np.isfinite(values).all(axis=1).tolist()
+        for name, ts, row, ok in zip(
+            names, table.epoch_ms(ts_col).tolist(), values.tolist(), finite, strict=True
+        ):
+            if not ok:
+                continue
+            series = streams.setdefault(name or path.stem, StreamSeries(features))
+            if not series.ts_ms or ts > series.ts_ms[-1]:
+                series.ts_ms.append(ts)
+                series.values.append(tuple(row))
     return History(streams, "csv:" + ",".join(paths), records=rows)
 
 

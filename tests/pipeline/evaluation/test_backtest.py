@@ -118,19 +118,6 @@ def test_missing_path_and_unknown_detector(
     assert "unknown detector 'x'" in capsys.readouterr().err
 
 
-def test_timestamps_become_epoch_milliseconds() -> None:
-    from pipeline.evaluation.backtest import BacktestError, epoch_ms
-
-    iso = epoch_ms(["2014-07-01 00:00:00", "2014-07-01T00:30:00"], Path("f.csv"))
-    assert iso.tolist() == [1404172800000, 1404174600000]
-    assert epoch_ms(["1404172800", "1404172800500"], Path("f.csv")).tolist() == [
-        1404172800000,
-        1404172800500,
-    ]
-    with pytest.raises(BacktestError, match=r"f\.csv:3: timestamp 'yesterday' is not ISO"):
-        epoch_ms(["1404172800", "yesterday"], Path("f.csv"))
-
-
 # The same times as a producer sends them (JSON numbers and strings) and as a CSV holds
 # them, in increasing order: epoch seconds, ISO with Z, naive ISO (UTC), an offset, epoch
 # milliseconds, fractional seconds.
@@ -149,7 +136,7 @@ def test_backtest_and_training_read_times_at_the_instants_the_worker_does(
 ) -> None:
     from pipeline.contracts.columns import decode_columns
     from pipeline.contracts.events import encode_event
-    from pipeline.evaluation.backtest import epoch_ms, read_csv
+    from pipeline.evaluation.backtest import read_csv
     from pipeline.kafka.base import Record, RecordBatch
     from pipeline.models.training_data import read_csv as read_training_csv
 
@@ -165,16 +152,19 @@ def test_backtest_and_training_read_times_at_the_instants_the_worker_does(
     path = tmp_path / "s.csv"
     path.write_text("timestamp,value\n" + "".join(f"{ts},1.0\n" for ts in SAME_TIMES))
     series = read_csv(path, max_features=1)
-    assert epoch_ms(series.timestamps, path).tolist() == worker
+    assert series.ts_ms.tolist() == worker
     assert read_training_csv([str(path)], max_features=1).streams["s"].ts_ms == worker
     assert worker[0] == 1404172800000 and worker[-1] == 1404181800250
 
 
 @pytest.mark.parametrize("number", [10**10, 5 * 10**10, 10**11 - 1])
-def test_numbers_below_the_cut_off_are_seconds_for_every_reader(number: int) -> None:
+def test_numbers_below_the_cut_off_are_seconds_for_every_reader(
+    tmp_path: Path, number: int
+) -> None:
     """Once 1e10 in backtest and 1e11 in the worker: 5e10 was 1971 to one, 3554 to the other."""
+    from pipeline.contracts.csvfile import CsvError
     from pipeline.contracts.events import Event, decode_record, encode_event
-    from pipeline.evaluation.backtest import BacktestError, epoch_ms
+    from pipeline.evaluation.backtest import read_csv
     from pipeline.kafka.base import Record
 
     verdict = decode_record(
@@ -184,5 +174,7 @@ def test_numbers_below_the_cut_off_are_seconds_for_every_reader(number: int) -> 
         max_message_bytes=4096,
     )
     assert not isinstance(verdict, Event)  # seconds: after the year 2200
-    with pytest.raises(BacktestError, match="after the year 2200"):
-        epoch_ms([str(number)], Path("f.csv"))
+    path = tmp_path / "f.csv"
+    path.write_text(f"timestamp,value\n{number},1\n")
+    with pytest.raises(CsvError, match=r"f\.csv:2: timestamp .* after the year 2200"):
+        read_csv(path, max_features=1)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from pipeline.errors import UserError
 from pipeline.evaluation.evaluate import (
     EvaluateError,
     evaluate_detectors,
@@ -131,7 +132,7 @@ def test_run_evaluate_prints_summary_and_per_file_tables(data_dir: Path, tmp_pat
 
 
 def _error(data_dir: Path, scores: Path) -> str:
-    with pytest.raises(EvaluateError) as info:
+    with pytest.raises(UserError) as info:
         evaluate_detectors(data_dir, None, [scores])
     message = str(info.value)
     assert "\n" not in message

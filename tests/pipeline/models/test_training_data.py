@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from detectors.training.train import normalise_sequences
+from pipeline.contracts.csvfile import CsvError
 from pipeline.contracts.events import encode_event
 from pipeline.local.stack import StackInfo
 from pipeline.models.training_data import (
@@ -122,5 +123,5 @@ def test_csv_files_become_streams(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("when,value\nx,1\n")
     with pytest.raises(TrainingDataError, match="no 'timestamp'"):
         read_csv([str(tmp_path / "bad.csv")], max_features=4)
-    with pytest.raises(TrainingDataError, match="no such CSV"):
+    with pytest.raises(CsvError, match="no such file or folder"):
         read_csv([str(tmp_path / "nope.csv")], max_features=4)
