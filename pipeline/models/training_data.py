@@ -17,6 +17,7 @@ time: the last part of every stream is held out for champion/challenger comparis
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
@@ -193,11 +194,10 @@ def read_csv(paths: Sequence[str], max_features: int) -> History:
         names = table.column("stream") if table.has("stream") else [""] * len(table.rows)
         rows += len(table.rows)
         values = table.numbers(features, finite=False)
-        finite: list[bool] = np.isfinite(values).all(axis=1).tolist()
-        for name, ts, row, ok in zip(
-            names, table.epoch_ms(ts_col).tolist(), values.tolist(), finite, strict=True
+        for name, ts, row in zip(
+            names, table.epoch_ms(ts_col).tolist(), values.tolist(), strict=True
         ):
-            if not ok:
+            if not all(map(math.isfinite, row)):
                 continue
             series = streams.setdefault(name or path.stem, StreamSeries(features))
             if not series.ts_ms or ts > series.ts_ms[-1]:
