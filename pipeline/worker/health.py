@@ -30,7 +30,8 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from pipeline.settings import Settings
-from pipeline.worker.loop import BATCH_BUCKETS, Worker
+from pipeline.worker.loop import Worker
+from pipeline.worker.stats import BATCH_BUCKETS
 
 STALL_SECONDS = 120.0
 """A loop that has not turned this long is hung. A poll returns within poll_timeout_ms or

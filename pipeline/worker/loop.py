@@ -35,8 +35,8 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 from typing import TypeVar
 
@@ -60,54 +60,11 @@ from pipeline.state.base import StateStore, StoreUnavailable
 from pipeline.worker.batch import BatchColumns, ViewBuilder, deadletter_record, next_offsets
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.model_watch import ModelWatcher
+from pipeline.worker.stats import BATCH_BUCKETS, WorkerStats
 
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-LATENCY_SAMPLES = 200_000
-BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-"""Upper bounds (seconds) of the batch-duration histogram published for Prometheus."""
-
-
-@dataclass
-class WorkerStats:
-    """Counters a person or /metrics reads; the worker only ever adds to them."""
-
-    records: int = 0
-    applied: int = 0
-    replays_skipped: int = 0
-    alerts: int = 0
-    deadletters: Counter[str] = field(default_factory=Counter)
-    batches: int = 0
-    rounds: int = 0
-    streams_created: int = 0
-    rewarmed: int = 0
-    states_reset: int = 0
-    writes_refused: int = 0
-    commit_failures: int = 0
-    model_swaps: int = 0
-    store_retries: int = 0
-    # batch durations for Prometheus: how many took at most each of BATCH_BUCKETS seconds
-    batch_buckets: list[int] = field(default_factory=lambda: [0] * len(BATCH_BUCKETS))
-    batch_seconds: float = 0.0
-    started: float = field(default_factory=time.monotonic)
-    first_batch_at: float | None = None  # monotonic time the first batch arrived
-    last_batch_done: float | None = None  # monotonic time the last batch was committed
-    # record time -> its batch's alerts acknowledged by the broker, for every record: an
-    # event's alert (if any) is published in that flush, so this is event-to-alert latency.
-    latencies_ms: list[float] = field(default_factory=list)
-
-    def record_batch(self, seconds: float) -> None:
-        self.batch_seconds += seconds
-        for i, bound in enumerate(BATCH_BUCKETS):
-            if seconds <= bound:
-                self.batch_buckets[i] += 1
-
-    def record_latency(self, values: Sequence[float]) -> None:
-        self.latencies_ms.extend(values)
-        if len(self.latencies_ms) > LATENCY_SAMPLES:
-            del self.latencies_ms[: len(self.latencies_ms) - LATENCY_SAMPLES]
 
 
 @dataclass

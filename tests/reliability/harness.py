@@ -30,7 +30,8 @@ from pipeline.models.serving import build_detector
 from pipeline.settings import Settings, load_settings
 from pipeline.state.base import StateStore
 from pipeline.state.redis import open_store
-from pipeline.worker.loop import Worker, WorkerStats
+from pipeline.worker.loop import Worker
+from pipeline.worker.stats import WorkerStats
 from pipeline.worker.wiring import create_topics
 from tests.pipeline.kafka.helpers import read_all, sensor_events
 
