@@ -2,12 +2,12 @@
 
 Values come, highest priority first, from: explicit overrides (CLI flags), `VIGIL_*`
 environment variables, an optional TOML file given with `--config`, then the defaults
-below. Nothing reads the environment at import time.
+below. Nothing reads the environment at import time, and a `Settings` is pure data: the
+local stack's recorded addresses are filled in by the CLI (`pipeline.cli.flags`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -33,17 +33,8 @@ def vigil_home() -> Path:
 
 
 def stack_file() -> Path:
+    """Where `vigil stack up` records its addresses (read by `pipeline.cli.flags`)."""
     return vigil_home() / "stack.json"
-
-
-def _recorded_stack() -> dict[str, Any]:
-    """Addresses written by `vigil stack up`, so other commands find the stack by default."""
-    path = stack_file()
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 class Settings(BaseSettings):
@@ -172,22 +163,18 @@ class Settings(BaseSettings):
 
     # --- resolved addresses -------------------------------------------------------
     def kafka_bootstrap(self) -> str:
+        """The broker address; SettingsError (one line) when none is configured."""
         if self.bootstrap_servers:
             return self.bootstrap_servers
-        recorded = _recorded_stack().get("bootstrap_servers")
-        if isinstance(recorded, str) and recorded:
-            return recorded
         raise SettingsError(
             "no Kafka broker configured: set VIGIL_BOOTSTRAP_SERVERS or run `vigil stack up`"
         )
 
     def redis_address(self) -> str:
+        """The Redis URL; SettingsError (one line) when none is configured."""
         url = self.redis_url.get_secret_value()
         if url:
             return url
-        recorded = _recorded_stack().get("redis_url")
-        if isinstance(recorded, str) and recorded:
-            return recorded
         raise SettingsError("no Redis configured: set VIGIL_REDIS_URL or run `vigil stack up`")
 
     def kafka_security(self) -> dict[str, Any]:

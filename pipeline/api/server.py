@@ -1,14 +1,12 @@
-"""`vigil api`: serve the app with uvicorn, refusing an open address without a token."""
+"""Serve the app with uvicorn, refusing an open address without a token (`vigil api`)."""
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
-from typing import Any
 
 import uvicorn
 
-from pipeline.settings import Settings, SettingsError, load_settings
+from pipeline.settings import Settings, SettingsError
 
 
 def is_loopback(host: str) -> bool:
@@ -43,24 +41,3 @@ def run_api(settings: Settings, host: str | None = None, port: int | None = None
     )
     uvicorn.Server(config).run()
     return 0
-
-
-def _cmd_api(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {
-        "bootstrap_servers": args.bootstrap_servers,
-        "redis_url": args.redis_url,
-        "api_host": args.host,
-        "api_port": args.port,
-    }
-    return run_api(load_settings(args.config, **overrides))
-
-
-def add_commands(subparsers: Any) -> None:
-    """Register `vigil api` on the CLI's subparsers (pipeline.cli.main.main calls this)."""
-    p = subparsers.add_parser("api", help="HTTP API, /metrics and the dashboard")
-    p.add_argument("--config", help="TOML file with settings (env VIGIL_* overrides it)")
-    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (host:port,...)")
-    p.add_argument("--redis-url", help="Redis URL (redis://host:port/db)")
-    p.add_argument("--host", help="address to bind (default: api_host, 127.0.0.1)")
-    p.add_argument("--port", type=int, help="port (default: api_port, 8000)")
-    p.set_defaults(func=_cmd_api)

@@ -14,28 +14,14 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from pipeline.cli.flags import add_settings_flags, settings_from_args
 from pipeline.errors import UserError
-from pipeline.settings import Settings, SettingsError, load_settings
+from pipeline.settings import SettingsError
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"vigil: {message} (see `{self.prog} --help`)\n")
-
-
-def _add_settings_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="TOML file with settings (env VIGIL_* overrides it)")
-    p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (host:port,...)")
-    p.add_argument("--redis-url", help="Redis URL (redis://host:port/db)")
-
-
-def _settings(args: argparse.Namespace, **extra: object) -> Settings:
-    return load_settings(
-        args.config,
-        bootstrap_servers=args.bootstrap_servers,
-        redis_url=args.redis_url,
-        **extra,
-    )
 
 
 # --- commands ------------------------------------------------------------------------
@@ -73,7 +59,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from pipeline.worker.loop import install_signal_handlers
     from pipeline.worker.wiring import create_topics, open_worker
 
-    settings = _settings(args, model_kind=args.model)
+    settings = settings_from_args(args, model_kind=args.model)
     create_topics(settings)
     worker = open_worker(settings)
     install_signal_handlers(worker)
@@ -108,7 +94,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.local.demo import run_demo
 
-    return run_demo(_settings(args), args)
+    # The demo starts its own stack unless addresses are given explicitly.
+    return run_demo(settings_from_args(args, recorded_stack=False), args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -117,7 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.runs < 1 or args.streams < 1 or args.events < 1:
         raise UserError("--runs, --streams and --events must be positive")
     try:
-        return run_bench(_settings(args), args)
+        return run_bench(settings_from_args(args, recorded_stack=False), args)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -125,7 +112,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_backtest(args: argparse.Namespace) -> int:
     from pipeline.evaluation.backtest import run_backtest
 
-    return run_backtest(_settings(args), args)
+    return run_backtest(settings_from_args(args), args)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -134,7 +121,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from pipeline.evaluation.command import run_evaluate_command
     from pipeline.evaluation.evaluate import EvaluateError
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     try:
         return run_evaluate_command(args, settings, Console())
     except (EvaluateError, ValueError) as exc:
@@ -153,13 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_stack)
 
     p = sub.add_parser("worker", help="consume vigil.events, score, alert")
-    _add_settings_flags(p)
+    add_settings_flags(p)
     p.add_argument("--model", choices=["gru", "lstm"], help="recurrent model kind")
     p.add_argument("--idle-exit", type=float, help="exit after this many idle seconds")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("demo", help="local stack + realistic streams + live alerts")
-    _add_settings_flags(p)
+    add_settings_flags(p)
     p.add_argument("--accounts", type=int, default=1000, help="transaction streams")
     p.add_argument("--pumps", type=int, default=40, help="multivariate sensor streams")
     p.add_argument("--steps", type=int, default=300, help="events per generated stream")
@@ -169,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="throughput, latency and memory benchmark")
-    _add_settings_flags(p)
+    add_settings_flags(p)
     p.add_argument("--streams", type=int, default=10_000)
     p.add_argument("--events", type=int, default=200_000)
     p.add_argument("--hidden", type=int, default=64)
@@ -182,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("backtest", help="replay CSV files through the detector")
-    _add_settings_flags(p)
+    add_settings_flags(p)
     p.add_argument("paths", nargs="+", help="CSV files or folders of CSVs")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--format", choices=["plain", "nab"], default="plain")
@@ -191,13 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("evaluate", help="NAB / event-wise scores of backtests, or the suite")
-    _add_settings_flags(p)
+    add_settings_flags(p)
     from pipeline.evaluation.command import add_arguments as add_evaluate_arguments
 
     add_evaluate_arguments(p)
     p.set_defaults(func=cmd_evaluate)
 
-    from pipeline.api.server import add_commands as add_api_commands
+    from pipeline.cli.api import add_commands as add_api_commands
     from pipeline.cli.models import add_commands as add_model_commands
 
     add_api_commands(sub)

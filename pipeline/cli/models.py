@@ -11,12 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pipeline.settings import Settings, load_settings
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, bootstrap_servers=args.bootstrap_servers,
-                         redis_url=args.redis_url)  # fmt: skip
+from pipeline.cli.flags import add_settings_flags, settings_from_args
 
 
 def _positive_int(text: str) -> int:
@@ -65,21 +60,21 @@ def cmd_train(args: argparse.Namespace) -> int:
         from pipeline.models.trainer import run_bench
 
         return run_bench(args.bench_events, args.bench_streams, Console())
-    return run_train(_settings(args), args)
+    return run_train(settings_from_args(args), args)
 
 
 @_user_errors
 def cmd_trainer(args: argparse.Namespace) -> int:
     from pipeline.models.trainer import run_trainer
 
-    return run_trainer(_settings(args), args)
+    return run_trainer(settings_from_args(args), args)
 
 
 def _registry(args: argparse.Namespace) -> Any:
     from pipeline.models.registry import ModelRegistry
     from pipeline.state.redis import open_store
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     return ModelRegistry(settings, open_store(settings))
 
 
@@ -126,13 +121,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 def add_commands(sub: Any) -> None:
     """Add the model-lifecycle commands to `vigil`'s subparsers."""
 
-    def settings_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--config", help="TOML file with settings (env VIGIL_* overrides it)")
-        p.add_argument("--bootstrap-servers", help="Kafka bootstrap servers (host:port,...)")
-        p.add_argument("--redis-url", help="Redis URL (redis://host:port/db)")
-
     p = sub.add_parser("train", help="train a model version on recent history")
-    settings_flags(p)
+    add_settings_flags(p)
     source = p.add_mutually_exclusive_group()
     source.add_argument("--from-topic", action="store_true", help="the events topic (default)")
     source.add_argument("--csv", nargs="+", metavar="PATH", help="CSV files or folders")
@@ -151,12 +141,12 @@ def add_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("trainer", help="retrain on a schedule and on request")
-    settings_flags(p)
+    add_settings_flags(p)
     p.add_argument("--now", action="store_true", help="also run once at start")
     p.set_defaults(func=cmd_trainer)
 
     p = sub.add_parser("models", help="list, promote or roll back model versions")
-    settings_flags(p)
+    add_settings_flags(p)
     p.add_argument("action", choices=["list", "promote", "rollback"])
     p.add_argument("id", nargs="?", help="version id for promote")
     p.set_defaults(func=cmd_models)

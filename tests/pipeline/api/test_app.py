@@ -14,7 +14,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from pipeline.api.app import create_app
-from pipeline.api.server import add_commands, check_exposure, run_api
+from pipeline.api.server import check_exposure, run_api
 from pipeline.contracts.alerts import Alert, alert_id, iso_utc
 from pipeline.settings import Settings, SettingsError
 from pipeline.state.base import alerts_key
@@ -319,13 +319,3 @@ def test_server_refuses_an_open_host_without_a_token(api_settings: Settings, hos
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"])
 def test_loopback_needs_no_token(api_settings: Settings, host: str) -> None:
     check_exposure(api_settings.replace(api_token=""), host)
-
-
-def test_cli_registers_the_api_command() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    add_commands(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["api", "--host", "0.0.0.0", "--port", "9000"])
-    assert (args.command, args.host, args.port) == ("api", "0.0.0.0", 9000)
-    assert callable(args.func)

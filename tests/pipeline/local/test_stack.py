@@ -14,6 +14,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from pipeline.cli.flags import with_recorded_stack
 from pipeline.kafka.topics import ensure_topics
 from pipeline.local import stack as stack_module
 from pipeline.local.stack import (
@@ -122,7 +123,7 @@ def test_stack_up_records_the_stack_and_down_stops_it(
         recorded = json.loads(stack_file().read_text())
         assert recorded["bootstrap_servers"] == info.bootstrap_servers
         assert recorded["redis_url"] == info.redis_url
-        settings = load_settings()
+        settings = with_recorded_stack(load_settings())
         assert settings.kafka_bootstrap() == info.bootstrap_servers
         assert settings.redis_address() == info.redis_url
         assert redis.Redis.from_url(info.redis_url).ping()
