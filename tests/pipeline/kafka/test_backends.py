@@ -162,7 +162,7 @@ def test_worker_end_to_end_gives_the_same_result_on_both_backends(
         assert worker.stats.applied == len(good)
         assert sum(worker.stats.deadletters.values()) == 2
     assert int(states_a["count"].sum()) == len(good)
-    for name in ("partition", "offset", "count", "last_ts", "flags", "cooldown"):
+    for name in ("partition", "offset", "count", "last_ts", "flags", "episode_start"):
         assert (states_a[name] == states_b[name]).all(), name
     np.testing.assert_allclose(states_a["hidden"], states_b["hidden"], rtol=1e-4, atol=1e-4)
     assert alerts_a == alerts_b
