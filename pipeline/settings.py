@@ -83,6 +83,16 @@ class Settings(BaseSettings):
         "each in Redis); 0 keeps only the state, under 1 KiB per stream at hidden size 64",
     )
 
+    peak_bucket_seconds: int = Field(
+        default=3600,
+        ge=60,
+        le=86400,
+        description="time buckets of the per-stream peak scores that rank past incidents",
+    )
+    peak_retention_hours: float = Field(
+        default=168.0, gt=0, description="how long a bucket of peak scores is kept"
+    )
+
     # --- Detector ----------------------------------------------------------------
     model_kind: Literal["gru", "lstm"] = "gru"
     hidden_size: int = Field(default=64, ge=4, le=1024)
@@ -113,6 +123,23 @@ class Settings(BaseSettings):
     api_token: SecretStr = Field(
         default=SecretStr(""), description="bearer token; empty = no auth (loopback only)"
     )
+
+    api_viewer_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="bearer token for reads only (dashboard viewers); api_token can do all",
+    )
+
+    # --- Alert sinks beside the alerts topic (best effort, never blocking) ----------
+    alertmanager_url: str = Field(
+        default="", description="Prometheus Alertmanager base URL (its v2 API); empty = off"
+    )
+    webhook_url: str = Field(default="", description="POST every alert's JSON here; empty = off")
+    sink_queue_size: int = Field(
+        default=10_000, ge=1, le=1_000_000, description="alerts a sink may hold back"
+    )
+    sink_retries: int = Field(default=5, ge=0, le=100)
+    sink_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    dashboard_url: str = Field(default="", description="public URL of the dashboard, for links")
 
     # --- Worker health and metrics -------------------------------------------------
     worker_http_host: str = Field(
@@ -149,6 +176,13 @@ class Settings(BaseSettings):
         url = value.get_secret_value()
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("alertmanager_url", "webhook_url", "dashboard_url")
+    @classmethod
+    def _http_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
         return value
 
     @model_validator(mode="after")

@@ -16,7 +16,7 @@ ORDER = [
     ("settings", "errors", "service_links"),
     ("contracts",),
     ("kafka", "state"),
-    ("models",),
+    ("models", "sinks"),
     ("worker",),
     ("api",),
     ("cli", "local", "evaluation"),

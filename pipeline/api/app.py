@@ -18,7 +18,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from pipeline.api import routes_alerts, routes_ops, routes_streams
+from pipeline.api import (
+    routes_alerts,
+    routes_episodes,
+    routes_incidents,
+    routes_ops,
+    routes_streams,
+)
 from pipeline.api.deps import ApiContext
 from pipeline.settings import Settings
 from pipeline.state.redis import connect_redis
@@ -72,6 +78,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_ops.router)
     app.include_router(routes_streams.router)
     app.include_router(routes_alerts.router)
+    app.include_router(routes_episodes.router)
+    app.include_router(routes_incidents.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

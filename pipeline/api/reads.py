@@ -35,9 +35,13 @@ def decode_alert(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
     return body
 
 
-def alerts_newest_first(client: redis.Redis, key: str) -> Iterator[dict[str, Any]]:
-    """Every alert Redis keeps, newest first, read in chunks as the caller consumes them."""
-    upper = "+"
+def alerts_newest_first(
+    client: redis.Redis, key: str, before: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every alert Redis keeps (older than entry id `before`, if given), newest first, read
+    in chunks as the caller consumes them. Entry ids only grow, so pages that follow
+    `before` neither repeat nor skip an alert while new ones arrive."""
+    upper = "+" if before is None else "(" + before
     while True:
         rows = cast("list[AlertRow]", client.xrevrange(key, max=upper, min="-", count=SCAN_CHUNK))
         for entry_id, fields in rows:

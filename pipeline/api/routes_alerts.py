@@ -18,12 +18,12 @@ import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from pipeline.api.deps import Authorized, Context
+from pipeline.api.deps import ERRORS, Authorized, Context
 from pipeline.api.reads import AlertRow, alerts_newest_first, decode_alert
-from pipeline.api.schemas import AlertList
+from pipeline.api.schemas_alerts import AlertBody, AlertList
 from pipeline.state.base import alerts_key
 
-router = APIRouter(tags=["alerts"], dependencies=Authorized)
+router = APIRouter(tags=["alerts"], dependencies=Authorized, responses=ERRORS)
 
 BLOCK_MS = 5000
 _ENTRY_ID = re.compile(r"\d{1,20}-\d{1,20}")
@@ -45,18 +45,24 @@ def recent_alerts(
         Query(description="only alerts whose event time is at or after this (ISO 8601)"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    before: Annotated[
+        str | None,
+        Query(pattern=r"^\d{1,20}-\d{1,20}$", description="cursor: only alerts older than this"),
+    ] = None,
 ) -> AlertList:
-    """Recent alerts, newest first (Redis keeps the last ~10,000; the topic has them all)."""
+    """Recent alerts, newest first (Redis keeps the last ~10,000; the topic has them all).
+    Page with `before=next_cursor`."""
     since_ms = None if since is None else int(since.timestamp() * 1000)
     key = alerts_key(context.settings.redis_prefix)
     wanted = (
         a
-        for a in alerts_newest_first(context.redis, key)
+        for a in alerts_newest_first(context.redis, key, before)
         if (since_ms is None or int(a.get("ts_ms", 0)) >= since_ms)
         and _matches(a, stream, min_score)
     )
-    items = list(itertools.islice(wanted, limit))
-    return AlertList(items=items, count=len(items))
+    items = [AlertBody.model_validate(a) for a in itertools.islice(wanted, limit)]
+    next_cursor = items[-1].cursor if len(items) == limit else None
+    return AlertList(items=items, count=len(items), next_cursor=next_cursor)
 
 
 async def _follow(

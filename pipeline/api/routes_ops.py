@@ -7,13 +7,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from kafka import KafkaAdminClient
 
-from pipeline.api.deps import ApiContext, Authorized, Context
+from pipeline.api.deps import ERRORS, ApiContext, Authorized, Context
 from pipeline.api.metrics import collect_metrics
 from pipeline.api.model_info import model_versions
 from pipeline.api.schemas import ModelsView, Readiness
 
 public = APIRouter(tags=["ops"])
-router = APIRouter(tags=["ops"], dependencies=Authorized)
+router = APIRouter(tags=["ops"], dependencies=Authorized, responses=ERRORS)
 
 BROKER_TIMEOUT_S = 3.0
 

@@ -10,17 +10,21 @@ requests can move between pages: a dashboard view, not a snapshot.
 from __future__ import annotations
 
 import itertools
-from typing import Annotated, Any
+import re
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, Any, cast
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from detectors.state import FLAG_IN_ALERT, StateFormatError
 from pipeline.api.band import BAND_K, BAND_WINDOW, expected_band
-from pipeline.api.deps import ApiContext, Authorized, Context
+from pipeline.api.deps import ERRORS, ApiContext, Authorized, Context
 from pipeline.api.reads import SCAN_CHUNK, alerts_newest_first, get_many, ranked
 from pipeline.api.schemas import (
     BandInfo,
+    ErrorBody,
     Point,
     StreamDetail,
     StreamPage,
@@ -28,11 +32,19 @@ from pipeline.api.schemas import (
     StreamSummary,
 )
 from pipeline.contracts.history import HistoryEntry, parse_history
-from pipeline.state.base import alerts_key, history_key, scores_key, state_key, validate_stream
+from pipeline.state.base import (
+    alerts_key,
+    history_key,
+    scores_key,
+    snapshot_key,
+    state_key,
+    validate_stream,
+)
 
-router = APIRouter(tags=["streams"], dependencies=Authorized)
+router = APIRouter(tags=["streams"], dependencies=Authorized, responses=ERRORS)
 
 ALERTS_PER_STREAM = 50
+_GLOB = re.compile(r"([*?\[\]\\])")
 
 
 def _summaries(context: ApiContext, rows: list[tuple[bytes, float]]) -> list[StreamSummary]:
@@ -71,7 +83,47 @@ def _state_fields(context: ApiContext, blob: bytes | None) -> tuple[Any, int, in
     return status, count, int(state["last_ts"])
 
 
-@router.get("/streams", response_model=StreamPage)
+SNAPSHOT_TTL_S = 300
+
+
+def _snapshot(context: ApiContext, cursor: str) -> tuple[str, int]:
+    """(ranking key, offset) of a cursor: "start" copies the live ranking to a snapshot that
+    lives SNAPSHOT_TTL_S after its last page, so its pages neither repeat nor skip a
+    stream however scores move meanwhile; "<snapshot>:<offset>" continues one."""
+    prefix = context.settings.redis_prefix
+    if cursor == "start":
+        snap = uuid.uuid4().hex
+        # COPY then EXPIRE; an empty ranking copies nothing, and has no second page
+        context.redis.copy(scores_key(prefix), snapshot_key(prefix, snap))
+        context.redis.expire(snapshot_key(prefix, snap), SNAPSHOT_TTL_S)
+        return snap, 0
+    snap, _, offset = cursor.partition(":")
+    if not context.redis.expire(snapshot_key(prefix, snap), SNAPSHOT_TTL_S):
+        raise HTTPException(
+            410, "this cursor's snapshot has expired; start again with cursor=start"
+        )
+    return snap, int(offset)
+
+
+def _search(
+    context: ApiContext, q: str, low: float | str, high: float | str, limit: int
+) -> StreamPage:
+    """Streams whose id contains q (case-sensitive), highest latest score first."""
+    pattern = "*" + _GLOB.sub(r"\\\1", q) + "*"
+    lo = float("-inf") if low == "-inf" else float(low)
+    hi = float("inf") if high == "+inf" else float(high)
+    found = [(m, sc) for m, sc in cast("Iterator[tuple[bytes, float]]",
+             context.redis.zscan_iter(scores_key(context.settings.redis_prefix), match=pattern,
+                                      count=SCAN_CHUNK)) if lo <= sc <= hi]  # fmt: skip
+    found.sort(key=lambda p: (-p[1], p[0]))
+    items = _summaries(context, found[:limit])
+    return StreamPage(items=items, offset=0, limit=limit, total=len(found), next_offset=None)
+
+
+@router.get(
+    "/streams", response_model=StreamPage,
+    responses={410: {"model": ErrorBody, "description": "the cursor's snapshot expired"}},
+)  # fmt: skip
 def list_streams(
     context: Context,
     status: Annotated[StreamStatus | None, Query(description="only streams in this status")] = None,
@@ -79,14 +131,41 @@ def list_streams(
     max_score: Annotated[float | None, Query(ge=0.0, le=1.0)] = None,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    q: Annotated[str | None, Query(min_length=1, max_length=200, description="id contains")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=r"^(start|[0-9a-f]{32}:\d{1,9})$",
+            description="page a snapshot: 'start', then each page's next_cursor",
+        ),
+    ] = None,
 ) -> StreamPage:
-    """Streams by latest score, highest first; filter by status and score range."""
+    """Streams by latest score, highest first; filter by status, score range or id.
+
+    With `offset` the pages come from the live ranking (a dashboard view: a stream whose
+    score changes may move between pages); with `cursor` from a snapshot taken at
+    cursor=start, so paging never repeats or skips a stream."""
     if min_score is not None and max_score is not None and min_score > max_score:
         raise HTTPException(422, "min_score must not exceed max_score")
-    key = scores_key(context.settings.redis_prefix)
     low: float | str = "-inf" if min_score is None else min_score
     high: float | str = "+inf" if max_score is None else max_score
+    if q is not None:
+        return _search(context, q, low, high, limit)
+    key = scores_key(context.settings.redis_prefix)
+    snap = None
+    if cursor is not None:
+        snap, offset = _snapshot(context, cursor)
+        key = snapshot_key(context.settings.redis_prefix, snap)
+    page = _page(context, key, status, low, high, offset, limit)
+    if snap is not None and page.next_offset is not None:
+        page.next_cursor = f"{snap}:{page.next_offset}"
+    return page
 
+
+def _page(
+    context: ApiContext, key: str, status: StreamStatus | None, low: float | str,
+    high: float | str, offset: int, limit: int,
+) -> StreamPage:  # fmt: skip
     if status is None:
         total = int(context.redis.zcount(key, low, high))
         items = _summaries(context, ranked(context.redis, key, high, low, offset, limit))

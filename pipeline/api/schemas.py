@@ -25,6 +25,9 @@ class StreamPage(BaseModel):
     limit: int
     total: int | None = Field(description="matching streams; null when filtered by status")
     next_offset: int | None = Field(description="offset of the next page; null on the last")
+    next_cursor: str | None = Field(
+        default=None, description="with cursor paging: the next page's cursor; null on the last"
+    )
 
 
 class Point(BaseModel):
@@ -55,13 +58,6 @@ class StreamDetail(BaseModel):
     alerts: list[dict[str, Any]] = Field(description="recent alerts of the stream, newest first")
 
 
-class AlertList(BaseModel):
-    items: list[dict[str, Any]] = Field(
-        description="alert JSON (see pipeline.contracts.alerts) plus `cursor`, the Redis stream id"
-    )
-    count: int
-
-
 class ModelVersion(BaseModel):
     version: str
     source: str = Field(description="where this version comes from (shipped, registry, ...)")
@@ -80,3 +76,12 @@ class ModelsView(BaseModel):
 class Readiness(BaseModel):
     ready: bool
     checks: dict[str, str] = Field(description="'ok' or the reason the dependency is not")
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="one line saying what is wrong")
+
+
+class ValidationErrorBody(BaseModel):
+    detail: str = Field(description="one line naming the first bad parameter")
+    errors: list[dict[str, Any]] = Field(default_factory=list)

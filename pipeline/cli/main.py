@@ -185,10 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_evaluate)
 
     from pipeline.cli.api import add_commands as add_api_commands
+    from pipeline.cli.labels import add_commands as add_label_commands
     from pipeline.cli.models import add_commands as add_model_commands
 
     add_api_commands(sub)
     add_model_commands(sub)
+    add_label_commands(sub)
     return parser
 
 

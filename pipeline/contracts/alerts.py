@@ -5,8 +5,12 @@ with the same timestamp, the id names one event, and a worker that re-sends an a
 after a crash or rebalance sends the same id: downstream drops the copy.
 
 Wire format: one compact UTF-8 JSON object with the keys ``id, stream, ts, ts_ms, score,
-values, expected, top_feature, model_version, detector, meta, partition, offset``, plus
-``value`` (a plain number) when the stream's only feature is named ``"value"``. JSON has
+values, expected, top_feature, model_version, detector, meta, partition, offset, state,
+action``, plus ``episode`` and ``reason`` (see `pipeline.contracts.episodes`) when known, and
+``value`` (a plain number) when the stream's only feature is named ``"value"``. ``state``
+is ``firing`` for the alerts that open or escalate an episode and ``resolved`` for the one
+that ends it (whose id is `resolve_id`, one per episode). Alerts written before episodes
+existed read back as firing ``open`` alerts without episode or reason. JSON has
 no NaN: a non-finite number in ``values`` or ``expected`` (a diverged prediction) is
 written as ``null`` and read back as NaN, so publishing never fails on it.
 """
@@ -21,6 +25,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pipeline.contracts.episodes import (
+    ACTIONS,
+    STATES,
+    AlertAction,
+    AlertState,
+    Episode,
+    Reason,
+    resolve_id,
+)
 from pipeline.contracts.events import Event
 
 _EPOCH = datetime(1970, 1, 1)
@@ -63,6 +76,10 @@ class Alert:
     meta: dict[str, Any]
     partition: int
     offset: int
+    state: AlertState = "firing"
+    action: AlertAction = "open"
+    episode: Episode | None = None
+    reason: Reason | None = None
 
     def __post_init__(self) -> None:
         # Coerce numpy/torch scalars so that to_json never meets a type json cannot write.
@@ -72,6 +89,10 @@ class Alert:
         self.ts_ms = operator.index(self.ts_ms)
         self.values = {str(k): float(v) for k, v in self.values.items()}
         self.expected = {str(k): float(v) for k, v in self.expected.items()}
+        if self.state not in STATES or self.action not in ACTIONS:
+            raise ValueError(f"alert state/action must be one of {STATES}/{ACTIONS}")
+        if (self.state == "resolved") != (self.action == "resolve"):
+            raise ValueError("an alert is resolved exactly when its action is resolve")
 
     @classmethod
     def for_event(
@@ -83,10 +104,19 @@ class Alert:
         top_feature: str,
         model_version: str,
         detector: str,
+        action: AlertAction = "open",
+        episode: Episode | None = None,
+        reason: Reason | None = None,
     ) -> Alert:
-        """The alert for ``event``: id, timestamps, values, meta and source come from it."""
+        """The alert for ``event``: id, timestamps, values, meta and source come from it
+        (a resolve's id names its episode instead: any later event may carry it)."""
+        resolved = action == "resolve"
+        if resolved and episode is None:
+            raise ValueError("a resolve alert needs its episode")
         return cls(
-            id=alert_id(event.stream, event.ts_ms),
+            id=resolve_id(event.stream, episode.start_ms)
+            if resolved and episode is not None
+            else alert_id(event.stream, event.ts_ms),
             stream=event.stream,
             ts=iso_utc(event.ts_ms),
             ts_ms=event.ts_ms,
@@ -99,6 +129,10 @@ class Alert:
             meta=event.meta,
             partition=event.partition,
             offset=event.offset,
+            state="resolved" if resolved else "firing",
+            action=action,
+            episode=episode,
+            reason=reason,
         )
 
     def to_json(self) -> bytes:
@@ -120,6 +154,12 @@ class Alert:
         body["meta"] = self.meta
         body["partition"] = self.partition
         body["offset"] = self.offset
+        body["state"] = self.state
+        body["action"] = self.action
+        if self.episode is not None:
+            body["episode"] = self.episode.to_body()
+        if self.reason is not None:
+            body["reason"] = self.reason.to_body()
         # allow_nan=False: a non-finite number left in meta is a bug, not a silent NaN.
         return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
 
@@ -136,6 +176,8 @@ class Alert:
             return cls._from_body(body)
         except OverflowError:
             raise ValueError("alert has a number too large for a float") from None
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f"alert episode or reason is malformed: {exc!r:.60}") from None
 
     @classmethod
     def _from_body(cls, body: dict[str, Any]) -> Alert:
@@ -153,6 +195,10 @@ class Alert:
             meta=_get(body, "meta", dict),
             partition=_get(body, "partition", int),
             offset=_get(body, "offset", int),
+            state=body.get("state", "firing"),
+            action=body.get("action", "open"),
+            episode=Episode.from_body(_get(body, "episode", dict)) if "episode" in body else None,
+            reason=Reason.from_body(_get(body, "reason", dict)) if "reason" in body else None,
         )
 
 

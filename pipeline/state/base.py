@@ -85,6 +85,11 @@ def scores_key(prefix: str) -> str:
     return f"{validate_prefix(prefix)}:scores"
 
 
+def snapshot_key(prefix: str, snapshot: str) -> str:
+    """A copy of the scores ranking that the API pages with a cursor (expires)."""
+    return f"{validate_prefix(prefix)}:snap:{snapshot}"
+
+
 def alerts_key(prefix: str) -> str:
     return f"{validate_prefix(prefix)}:alerts"
 
@@ -164,6 +169,10 @@ class StateStore(Protocol):
         With a view, the same call appends each accepted stream's history entry, updates
         its latest score and adds the batch's alerts (what the API shows).
         """
+        ...
+
+    def save_peaks(self, peaks: dict[tuple[int, str], float], ttl_s: int) -> None:
+        """Keep each (bucket start ms, stream)'s largest score (`pipeline.state.peaks`)."""
         ...
 
     def delete_all(self) -> None:

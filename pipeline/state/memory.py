@@ -14,6 +14,7 @@ from pipeline.state.base import (
     state_key,
     validate_prefix,
 )
+from pipeline.state.peaks import merge_peaks
 
 
 class MemoryStateStore:
@@ -27,6 +28,7 @@ class MemoryStateStore:
         self.scores: dict[str, float] = {}
         self.alerts: list[bytes] = []
         self.metrics: dict[str, float | str] = {}
+        self.peaks: dict[tuple[int, str], float] = {}
 
     def load(self, streams: Sequence[str]) -> list[bytes | None]:
         return [self._states.get(state_key(self.prefix, s)) for s in streams]
@@ -54,6 +56,9 @@ class MemoryStateStore:
             self.alerts.extend(view.alerts)
             del self.alerts[: max(0, len(self.alerts) - ALERTS_KEPT)]
         return results
+
+    def save_peaks(self, peaks: dict[tuple[int, str], float], ttl_s: int) -> None:
+        merge_peaks(self.peaks, peaks)
 
     def delete_all(self) -> None:
         self._states.clear()

@@ -32,6 +32,7 @@ from pipeline.state.base import (
     state_key,
     validate_prefix,
 )
+from pipeline.state.peaks import write_peaks
 
 _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 _T = TypeVar("_T")
@@ -94,6 +95,10 @@ class RedisStateStore:
         for index in refused:
             results[int(index) - 1] = False
         return results
+
+    def save_peaks(self, peaks: dict[tuple[int, str], float], ttl_s: int) -> None:
+        if peaks:
+            self._call(lambda: write_peaks(self.client, self.prefix, peaks, ttl_s))
 
     def _fenced_set(self, keys: list[str], args: list[bytes | str | float | int]) -> list[int]:
         # The SHA is known locally, so the script is only sent when Redis lacks it

@@ -19,6 +19,7 @@ from pipeline.contracts.deadletter import Rejected, deadletter_headers
 from pipeline.contracts.history import encode_points
 from pipeline.kafka.base import RecordBatch
 from pipeline.state.base import BatchView
+from pipeline.state.peaks import batch_peaks, merge_peaks
 
 DEADLETTER_MAX_BYTES = 512 * 1024
 """A dead letter's value is the original bytes, cut to this size: a record near the
@@ -122,9 +123,13 @@ class ViewBuilder:
     few numpy calls rather than one encoder call per event.
     """
 
-    def __init__(self, cols: BatchColumns, history_length: int) -> None:
+    def __init__(
+        self, cols: BatchColumns, history_length: int, peak_bucket_ms: int, peak_floor: float
+    ) -> None:
         self.cols = cols
         self.history_length = history_length
+        self.peak_bucket_ms, self.peak_floor = peak_bucket_ms, peak_floor
+        self.peaks: dict[tuple[int, str], float] = {}  # (bucket, stream) -> largest score
         self.scores = np.zeros(len(cols.stream_ids), dtype=np.float64)
         self._events: list[np.ndarray] = []
         self._outputs: list[StepOutput] = []
@@ -132,6 +137,10 @@ class ViewBuilder:
     def add(self, events: np.ndarray, out: StepOutput) -> None:
         """`events`: indices (into the batch's columns) of the events `out` applied."""
         self.scores[self.cols.sidx[events]] = out.scores
+        cols = self.cols
+        found = batch_peaks(cols.stream_ids, cols.sidx[events], cols.ts[events], out.scores,
+                            self.peak_bucket_ms, self.peak_floor)  # fmt: skip
+        merge_peaks(self.peaks, found)
         if self.history_length > 0:
             self._events.append(events)
             self._outputs.append(out)

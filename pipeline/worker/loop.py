@@ -35,7 +35,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import TypeVar
@@ -44,6 +44,7 @@ import numpy as np
 import torch
 
 from detectors.detector import RecurrentDetector
+from detectors.policy import NONE
 from detectors.state import StateFormatError
 from pipeline.contracts.alerts import Alert
 from pipeline.contracts.columns import DecodedBatch, decode_columns
@@ -56,7 +57,10 @@ from pipeline.contracts.deadletter import (
 )
 from pipeline.kafka.base import EventSource, RecordBatch, RecordSink
 from pipeline.settings import Settings
+from pipeline.sinks.sender import SinkSender
 from pipeline.state.base import StateStore, StoreUnavailable
+from pipeline.state.peaks import merge_peaks
+from pipeline.worker.alerting import alerts_of_event
 from pipeline.worker.batch import BatchColumns, ViewBuilder, deadletter_record, next_offsets
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.model_watch import ModelWatcher
@@ -86,6 +90,7 @@ class Worker:
         detector: RecurrentDetector,
         on_alert: Callable[[Alert], None] | None = None,
         watcher: ModelWatcher | None = None,
+        senders: Sequence[SinkSender] = (),
     ) -> None:
         self.settings = settings
         self.watcher = watcher
@@ -94,6 +99,7 @@ class Worker:
         self.store = store
         self.detector = detector
         self.on_alert = on_alert
+        self.senders = list(senders)  # alert sinks beside the topic (`pipeline.sinks`)
         self.stats = WorkerStats()
         self._stop = threading.Event()
         self.ready = threading.Event()  # set once the group has assigned us partitions
@@ -101,6 +107,7 @@ class Worker:
         # poll, or a retry while Redis is down), and whether Redis is failing now.
         self.turned_at: float | None = None
         self.store_down = False
+        self._peaks: dict[tuple[int, str], float] = {}  # until the checkpoint saves them
         self.checkpoint = Checkpoint(detector.layout, settings.history_length)
         # Save and commit before partitions move to another worker (called inside poll).
         source.on_revoke(self._revoked)
@@ -147,6 +154,8 @@ class Worker:
                     log.warning("could not save the last checkpoint (%s); it is replayed", exc)
             self.source.close()
             self.sink.close()
+            for sender in self.senders:
+                sender.close()
         return self.stats
 
     def _checkpoint_due(self) -> bool:
@@ -171,6 +180,9 @@ class Worker:
         lag = [(f"=lag:{t}:{p}", n) for (t, p), n in self.source.lag(cp.offsets).items()]
         items, view = cp.save_args(lag)
         written = self._with_backoff(lambda: self.store.save(items, view))
+        ttl = int(self.settings.peak_retention_hours * 3600)
+        self._with_backoff(lambda: self.store.save_peaks(self._peaks, ttl))
+        self._peaks = {}
         self.stats.writes_refused += written.count(False)
         try:
             self.source.commit(cp.offsets)
@@ -247,7 +259,7 @@ class Worker:
         # 3. step the detector, one batched call per round
         alerts: list[Alert] = []
         dirty = np.zeros(len(cols.stream_ids), dtype=bool)
-        view = ViewBuilder(cols, s.history_length)
+        view = ViewBuilder(cols, s.history_length, s.peak_bucket_seconds * 1000, s.alert_clear)
         for members in cols.rounds():
             self.stats.rounds += 1
             applied = self._apply_round(members, decoded, records, cols, states, alerts, view)
@@ -262,6 +274,8 @@ class Worker:
             self.stats.deadletters[bad.reason] += 1
         if alerts or rejected:
             self.sink.flush()
+        for sender in self.senders:  # after the broker has them; never blocks
+            sender.submit(alerts)
         created = np.array(records.timestamps, dtype=np.float64)
         self.stats.record_latency((time.time() * 1000.0 - created).tolist())
 
@@ -271,6 +285,7 @@ class Worker:
         metrics = self._batch_metrics(records, rejected, alerts, applied_before, started)
         batch_view = view.batch(changed, alert_json, metrics)
         cp.add_batch(rows, states, dirty, batch_view, alerts, next_offsets(records))
+        merge_peaks(self._peaks, view.peaks)
         self.stats.records += len(records)
         return BatchOutcome(alerts, rejected, cp.offsets)
 
@@ -360,21 +375,13 @@ class Worker:
         self.stats.rewarmed += int(out.rewarmed.sum())
         view.add(events, out)
 
-        for row in np.flatnonzero(out.alerts).tolist():
+        before = st[good]
+        detector = f"{self.detector.name}/{self.detector.loaded.config.kind}"
+        for row in np.flatnonzero(out.action != NONE).tolist():
             j = int(events[row])
             r = decoded.rows[j]
             event = decoded.event(j, batch.partitions[r], batch.offsets[r], batch.topics[r])
-            n = len(event.features)
-            alerts.append(
-                Alert.for_event(
-                    event,
-                    score=float(out.scores[row]),
-                    expected=dict(zip(event.features, out.expected[row, :n].tolist(), strict=True)),
-                    top_feature=event.features[min(int(out.top_feature[row]), n - 1)],
-                    model_version=self.detector.version,
-                    detector=f"{self.detector.name}/{self.detector.loaded.config.kind}",
-                )
-            )
+            alerts += alerts_of_event(event, out, row, before[row], self.detector.version, detector)
         return sidx[good]
 
 

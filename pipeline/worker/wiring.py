@@ -12,7 +12,10 @@ from pipeline.kafka.topics import ensure_topics
 from pipeline.models.registry import ModelRegistry
 from pipeline.models.serving import build_detector
 from pipeline.settings import Settings
-from pipeline.state.redis import open_store
+from pipeline.sinks.http_sinks import AlertmanagerSink, WebhookSink
+from pipeline.sinks.sender import Sink, SinkSender
+from pipeline.state.labels import SilenceCache
+from pipeline.state.redis import connect_redis, open_store
 from pipeline.worker.loop import Worker, configure_torch
 from pipeline.worker.model_watch import ModelWatcher
 
@@ -38,6 +41,27 @@ def make_source(settings: Settings, client_id: str = "vigil-worker") -> EventSou
     return _backend_source(settings, [settings.events_topic], client_id=client_id)
 
 
+def open_senders(settings: Settings) -> list[SinkSender]:
+    """A background sender per configured sink (none when no sink URL is set)."""
+    sinks: list[Sink] = []
+    timeout = settings.sink_timeout_s
+    if settings.alertmanager_url:
+        sinks.append(
+            AlertmanagerSink(
+                settings.alertmanager_url, timeout, dashboard_url=settings.dashboard_url
+            )
+        )
+    if settings.webhook_url:
+        sinks.append(WebhookSink(settings.webhook_url, timeout))
+    if not sinks:
+        return []
+    silenced = SilenceCache(connect_redis(settings.redis_address()), settings.redis_prefix)
+    return [
+        SinkSender(sink, settings.sink_queue_size, settings.sink_retries, silenced=silenced)
+        for sink in sinks
+    ]
+
+
 def open_worker(
     settings: Settings,
     on_alert: Callable[[Alert], None] | None = None,
@@ -51,4 +75,7 @@ def open_worker(
     watcher = ModelWatcher(settings, store, registry, current=loaded)
     sink = make_sink(settings, client_id=f"{client_id}-out")
     source = make_source(settings, client_id=client_id)
-    return Worker(settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher)
+    return Worker(
+        settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher,
+        senders=open_senders(settings),
+    )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -11,6 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.contracts.alerts import Alert, alert_id, iso_utc
+from pipeline.contracts.episodes import (
+    Episode,
+    FeatureReason,
+    Reason,
+    episode_id,
+    resolve_id,
+    sentence,
+)
 from pipeline.contracts.events import Event
 
 TS = 1763719200123
@@ -101,6 +110,8 @@ def test_json_is_compact_with_the_named_keys() -> None:
         "meta",
         "partition",
         "offset",
+        "state",
+        "action",
     ]
     assert body["ts"] == "2025-11-21T10:00:00.123Z"
     assert body["meta"]["tags"] == ["a", "é"]
@@ -200,3 +211,72 @@ def test_from_json_rejects_wrong_types(name: str, value: Any) -> None:
     with pytest.raises(ValueError) as caught:
         Alert.from_json(json.dumps(body).encode())
     assert "\n" not in str(caught.value)
+
+
+def test_episode_and_reason_survive_a_round_trip() -> None:
+    features = [FeatureReason("temp", 71.2, 65.0, 62.0, 68.0, 0.8),
+                FeatureReason("vibration", 0.03, 0.031, math.nan, 0.04, 0.2)]  # fmt: skip
+    reason = Reason(fired="level@1h", evidence={"error": 0.2, "level@1h": 0.93}, features=features)
+    episode = Episode(id=episode_id("pump-7", TS - 60_000), start_ms=TS - 60_000, peak=0.95,
+                      duration_s=60.0)  # fmt: skip
+    alert = make_alert(action="escalate", episode=episode, reason=reason)
+    back = Alert.from_json(alert.to_json())
+    assert back.state == "firing" and back.action == "escalate"
+    assert back.episode == episode
+    assert back.reason is not None and back.reason.fired == "level@1h"
+    assert back.reason.features[0] == features[0]
+    assert math.isnan(back.reason.features[1].lower)
+
+
+def test_an_alert_without_episode_fields_reads_as_a_firing_open_alert() -> None:
+    body = json.loads(make_alert().to_json())
+    for key in ("state", "action"):
+        del body[key]
+    back = Alert.from_json(json.dumps(body))
+    assert (back.state, back.action, back.episode, back.reason) == ("firing", "open", None, None)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"state": "closed"}, {"state": "resolved", "action": "open"}, {"action": "resolve"}],
+)
+def test_inconsistent_state_and_action_are_refused(change: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"state|resolved"):
+        make_alert(**change)
+
+
+def test_a_malformed_episode_is_a_value_error() -> None:
+    body = json.loads(make_alert().to_json())
+    body["episode"] = {"id": "x"}
+    with pytest.raises(ValueError, match="episode or reason"):
+        Alert.from_json(json.dumps(body))
+
+
+def test_a_resolve_alert_is_named_by_its_episode_not_its_event() -> None:
+    event = Event(stream="pump-7", ts_ms=TS, features=("temp",), values=(70.0,), meta={},
+                  partition=0, offset=5, topic="t")  # fmt: skip
+    episode = Episode(id=episode_id("pump-7", TS - 5000), start_ms=TS - 5000, peak=0.9,
+                      duration_s=3.0)  # fmt: skip
+    common: dict[str, Any] = {"score": 0.1, "expected": {"temp": 70.0}, "top_feature": "temp",
+                              "model_version": "m", "detector": "d"}  # fmt: skip
+    resolved = Alert.for_event(event, action="resolve", episode=episode, **common)
+    later = dataclasses.replace(event, ts_ms=TS + 1)
+    again = Alert.for_event(later, action="resolve", episode=episode, **common)
+    assert resolved.state == "resolved" and resolved.id == again.id == resolve_id(
+        "pump-7", TS - 5000
+    )
+    assert resolved.id != alert_id("pump-7", TS)
+    with pytest.raises(ValueError, match="needs its episode"):
+        Alert.for_event(event, action="resolve", **common)
+
+
+def test_the_sentence_names_the_feature_the_ratio_the_evidence_and_the_duration() -> None:
+    reason = Reason(fired="level@1h", evidence={"level@1h": 0.9},
+                    features=[FeatureReason("p99_ms", 430.0, 120.0, 90.0, 150.0, 1.0)])  # fmt: skip
+    episode = Episode(id="e", start_ms=0, peak=0.97, duration_s=2400.0)
+    text = sentence("firing", reason, episode)
+    assert text.startswith("p99_ms is 430, 3.6x expected 120 (usual 90 to 150)")
+    assert "sustained deviation" in text and "(over 1h)" in text and "40 min" in text
+    assert sentence("resolved", reason, episode).startswith(
+        "resolved after 40 min (peak score 0.97)"
+    )

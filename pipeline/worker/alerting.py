@@ -1,0 +1,133 @@
+"""The alerts of one detector round: which events alert, with their episode and reason.
+
+The episode policy (`detectors.policy`) decides per event: open, escalate, resolve or
+nothing. Open and escalate become firing alerts; resolve becomes the episode's resolved
+alert. One case needs the state from before the event: an episode that ends and a new
+one that opens on the same event (the first strong score after the quiet time) is one
+OPEN action, so the old episode's resolve is sent first, from the old episode fields.
+
+The reason's band for a feature is the detector's expectation plus or minus `BAND_K`
+times the stream's running spread (its normalisation statistics, in its own units), and
+a feature's share is its deviation in those spreads over the sum of all features'.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from detectors.base import StepOutput
+from detectors.policy import ESCALATE, FLAG_IN_EPISODE, OPEN, RESOLVE
+from pipeline.contracts.alerts import Alert
+from pipeline.contracts.episodes import (
+    AlertAction,
+    Episode,
+    FeatureReason,
+    Reason,
+    episode_id,
+    sentence,
+)
+from pipeline.contracts.events import Event
+
+BAND_K = 3.0
+
+
+def feature_reasons(
+    event: Event, expected: np.ndarray, norm_mean: np.ndarray, norm_var: np.ndarray
+) -> list[FeatureReason]:
+    """Per feature: value, expected, band and share of the deviation, largest share first."""
+    n = len(event.features)
+    x = np.asarray(event.values, dtype=np.float64)
+    exp = expected[:n].astype(np.float64)
+    mean = norm_mean[:n].astype(np.float64)
+    spread = np.sqrt(np.maximum(norm_var[:n].astype(np.float64), 0.0)) + 1e-6 + 1e-4 * np.abs(mean)
+    with np.errstate(invalid="ignore", over="ignore"):
+        dev = np.abs(x - exp) / spread
+    dev = np.where(np.isfinite(dev), dev, 0.0)
+    total = float(dev.sum())
+    shares = dev / total if total > 0 else np.full(n, 1.0 / max(n, 1))
+    out = [
+        FeatureReason(
+            name=event.features[i],
+            value=float(x[i]),
+            expected=float(exp[i]),
+            lower=float(exp[i] - BAND_K * spread[i]),
+            upper=float(exp[i] + BAND_K * spread[i]),
+            share=float(shares[i]),
+        )
+        for i in range(n)
+    ]
+    out.sort(key=lambda f: -f.share if math.isfinite(f.share) else 0.0)
+    return out
+
+
+def _reason(out: StepOutput, row: int, features: list[FeatureReason]) -> Reason:
+    scores = out.by_source[row].tolist() if out.by_source.shape[1] else []
+    evidence = {name: float(s) for name, s in zip(out.sources, scores, strict=True)}
+    fired = max(evidence, key=lambda k: evidence[k]) if evidence else "score"
+    return Reason(fired=fired, evidence=evidence, features=features)
+
+
+def _alert(
+    event: Event,
+    out: StepOutput,
+    row: int,
+    action: AlertAction,
+    episode: Episode,
+    features: list[FeatureReason],
+    model_version: str,
+    detector: str,
+) -> Alert:
+    n = len(event.features)
+    reason = _reason(out, row, features)
+    reason.text = sentence("resolved" if action == "resolve" else "firing", reason, episode)
+    return Alert.for_event(
+        event,
+        score=float(out.scores[row]),
+        expected=dict(zip(event.features, out.expected[row, :n].tolist(), strict=True)),
+        top_feature=event.features[min(int(out.top_feature[row]), n - 1)],
+        model_version=model_version,
+        detector=detector,
+        action=action,
+        episode=episode,
+        reason=reason,
+    )
+
+
+def alerts_of_event(
+    event: Event,
+    out: StepOutput,
+    row: int,
+    before: np.void,
+    model_version: str,
+    detector: str,
+) -> list[Alert]:
+    """The 0, 1 or 2 alerts event `row` of `out` causes; `before`: its stream's state
+    from before the event (the old episode's fields, the spread for the band)."""
+    action = int(out.action[row])
+    if action not in (OPEN, ESCALATE, RESOLVE):
+        return []
+    features = feature_reasons(event, out.expected[row], before["norm_mean"], before["norm_var"])
+    alerts = []
+    was_in = bool(int(before["flags"]) & FLAG_IN_EPISODE)
+    if action == RESOLVE or (action == OPEN and was_in):
+        start = int(before["episode_start"])
+        old = Episode(
+            id=episode_id(event.stream, start),
+            start_ms=start,
+            peak=float(before["episode_peak"]),
+            duration_s=max(int(before["episode_loud"]) - start, 0) / 1000.0,
+        )
+        alerts.append(_alert(event, out, row, "resolve", old, features, model_version, detector))
+    if action in (OPEN, ESCALATE):
+        start = int(out.episode_start[row])
+        now = Episode(
+            id=episode_id(event.stream, start),
+            start_ms=start,
+            peak=float(out.episode_peak[row]),
+            duration_s=max(event.ts_ms - start, 0) / 1000.0,
+        )
+        name: AlertAction = "open" if action == OPEN else "escalate"
+        alerts.append(_alert(event, out, row, name, now, features, model_version, detector))
+    return alerts
