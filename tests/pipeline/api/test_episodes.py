@@ -133,3 +133,45 @@ def test_labels_export_to_a_missing_folder_is_one_line(
     argv = ["labels", "export", "--redis-url", settings.redis_address(), "--out", "/nonexistent/x"]
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith("vigil: cannot write")
+
+
+def test_streams_are_ranked_by_their_peak_in_a_time_range(client: TestClient) -> None:
+    span = {"from_ms": T0, "to_ms": T0 + 130 * 60_000}
+    ranking = client.get("/incidents/ranking", params=span).json()
+    assert {r["stream"] for r in ranking["items"]} == {f"s-{i:04d}" for i in range(6)}
+    assert all(r["peak"] >= 0.5 for r in ranking["items"])
+    before = client.get("/incidents/ranking", params={"from_ms": T0 - 5 * 3_600_000, "to_ms": T0 - 3_600_000})
+    assert before.json()["items"] == []
+    lanes = client.get("/incidents/lanes", params={**span, "limit": 3}).json()
+    assert len(lanes["lanes"]) == 3 and len(lanes["buckets"]) >= 3
+    lane = lanes["lanes"][0]
+    assert len(lane["peaks"]) == len(lanes["buckets"])
+    assert max(p for p in lane["peaks"] if p is not None) == lane["peak"]
+    huge = client.get("/incidents/lanes", params={"from_ms": 0, "to_ms": 2**52})
+    assert huge.status_code == 422 and "buckets" in huge.json()["detail"]
+
+
+def test_cursor_pages_neither_repeat_nor_skip_while_scores_move(
+    client: TestClient, settings: Settings
+) -> None:
+    r = redis.Redis.from_url(settings.redis_address())
+    key = f"{settings.redis_prefix}:scores"
+    streams = {m.decode() for m in r.zrange(key, 0, -1)}
+    seen: list[str] = []
+    cursor = "start"
+    while cursor:
+        page = client.get("/streams", params={"cursor": cursor, "limit": 2}).json()
+        seen += [s["stream"] for s in page["items"]]
+        # data flows: the page's streams jump to the top, a new stream appears
+        r.zadd(key, {s["stream"]: 1.0 for s in page["items"]} | {f"new-{len(seen)}": 0.99})
+        cursor = page["next_cursor"]
+    assert sorted(seen) == sorted(streams)
+    found = client.get("/streams", params={"q": "0003"}).json()["items"]
+    assert [s["stream"] for s in found] == ["s-0003"]
+    expired = client.get("/streams", params={"cursor": "0" * 32 + ":2"})
+    assert expired.status_code == 410
+
+
+def test_episodes_are_found_by_meta_and_stream(client: TestClient) -> None:
+    assert {e["stream"] for e in episodes(client, q="s-0002")} == {"s-0002"}
+    assert episodes(client, q="no-such-thing") == []
