@@ -140,7 +140,9 @@ def test_streams_are_ranked_by_their_peak_in_a_time_range(client: TestClient) ->
     ranking = client.get("/incidents/ranking", params=span).json()
     assert {r["stream"] for r in ranking["items"]} == {f"s-{i:04d}" for i in range(6)}
     assert all(r["peak"] >= 0.5 for r in ranking["items"])
-    before = client.get("/incidents/ranking", params={"from_ms": T0 - 5 * 3_600_000, "to_ms": T0 - 3_600_000})
+    before = client.get(
+        "/incidents/ranking", params={"from_ms": T0 - 5 * 3_600_000, "to_ms": T0 - 3_600_000}
+    )
     assert before.json()["items"] == []
     lanes = client.get("/incidents/lanes", params={**span, "limit": 3}).json()
     assert len(lanes["lanes"]) == 3 and len(lanes["buckets"]) >= 3

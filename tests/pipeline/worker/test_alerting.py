@@ -90,7 +90,11 @@ def test_an_episode_that_ends_and_reopens_on_one_event_sends_both_alerts() -> No
     assert [a.action for a in alerts] == ["resolve", "open"]
     old, new = (a.episode for a in alerts)
     assert old is not None and new is not None
-    assert old.id == episode_id("acct-1", 1000) and old.duration_s == 60.0 and old.peak == pytest.approx(0.8)
+    assert (
+        old.id == episode_id("acct-1", 1000)
+        and old.duration_s == 60.0
+        and old.peak == pytest.approx(0.8)
+    )
     assert new.id == episode_id("acct-1", EVENT.ts_ms)
     assert alerts[1].reason is not None and alerts[1].reason.fired == "level@1h"
     assert alerts[1].meta == {"country": "FR"}
