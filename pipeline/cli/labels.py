@@ -15,8 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pipeline.contracts.alerts import iso_utc
 from pipeline.cli.flags import add_settings_flags, settings_from_args
+from pipeline.contracts.alerts import iso_utc
 from pipeline.state.labels import Label, all_labels
 
 
