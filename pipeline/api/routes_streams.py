@@ -198,21 +198,29 @@ def _finite(x: float) -> float | None:
 
 
 def _points(entries: list[HistoryEntry], features: list[str], keep: int) -> list[Point]:
-    """The last `keep` entries with a band per feature (computed over all entries)."""
+    """The last `keep` entries with a band per feature (computed over all entries).
+
+    A stream's very first event has no expectation (the detector stores 0): shown as
+    none, not as a drop to zero that squashes the chart. A feature that has never been
+    negative gets no band below zero (amounts, counts, latencies)."""
     bands = {}
     for f in features:
         values = np.array([e.values.get(f, np.nan) for e in entries], dtype=np.float64)
         expected = np.array([e.expected.get(f, np.nan) for e in entries], dtype=np.float64)
-        bands[f] = expected_band(values, expected)
+        lower, upper = expected_band(values, expected)
+        if np.nanmin(values, initial=np.inf) >= 0:
+            lower = np.maximum(lower, 0.0)
+        bands[f] = (lower, upper)
     start = max(0, len(entries) - keep)
     points = []
     for i in range(start, len(entries)):
         e = entries[i]
+        first = i == 0 and all(v == 0.0 for v in e.expected.values())
         points.append(
             Point(
                 ts_ms=e.ts_ms,
                 values={f: _finite(v) for f, v in e.values.items()},
-                expected={f: _finite(v) for f, v in e.expected.items()},
+                expected={f: None if first else _finite(v) for f, v in e.expected.items()},
                 lower={f: _finite(float(bands[f][0][i])) for f in features},
                 upper={f: _finite(float(bands[f][1][i])) for f in features},
                 score=e.score,
@@ -265,5 +273,6 @@ def stream_detail(
             "window points",
         ),
         points=_points(entries, features, points),
+        threshold=context.settings.alert_threshold,
         alerts=_stream_alerts(context, stream_id, ALERTS_PER_STREAM),
     )

@@ -55,6 +55,7 @@ class StreamDetail(BaseModel):
     features: list[str]
     band: BandInfo
     points: list[Point] = Field(description="recent history, oldest first")
+    threshold: float = Field(description="the score at which an episode opens")
     alerts: list[dict[str, Any]] = Field(description="recent alerts of the stream, newest first")
 
 

@@ -152,6 +152,8 @@ def describe_source(source: str) -> str:
 def _fmt(x: float) -> str:
     if not math.isfinite(x):
         return "?"
+    if 1e4 <= abs(x) < 1e15:
+        return f"{x:,.0f}"
     return f"{x:.4g}"
 
 

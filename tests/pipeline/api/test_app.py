@@ -54,8 +54,9 @@ def test_healthz_and_dashboard_need_no_token(api_settings: Settings) -> None:
         assert anonymous.get("/healthz").json() == {"status": "ok"}
         page = anonymous.get("/")
         assert page.status_code == 200
-        assert "<canvas" in page.text
-        assert anonymous.get("/static/chart.js").status_code == 200
+        assert 'id="chart"' in page.text and "vendor/uplot/uPlot.iife.min.js" in page.text
+        for name in ("core.js", "charts.js", "overview.js", "app.js", "vendor/uplot/LICENSE"):
+            assert anonymous.get(f"/static/{name}").status_code == 200
         assert "/streams" in anonymous.get("/openapi.json").json()["paths"]
 
 
