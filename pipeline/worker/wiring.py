@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pipeline.contracts.alerts import Alert
 from pipeline.kafka.backends import make_sink
 from pipeline.kafka.backends import make_source as _backend_source
-from pipeline.kafka.base import EventSource
+from pipeline.kafka.base import EventSource, RecordSink
 from pipeline.kafka.topics import ensure_topics
 from pipeline.models.registry import ModelRegistry
 from pipeline.models.serving import build_detector
@@ -67,14 +67,31 @@ def open_worker(
     on_alert: Callable[[Alert], None] | None = None,
     client_id: str = "vigil-worker",
 ) -> Worker:
+    """A worker on the configured Kafka backend, Redis and live model."""
+    sink = make_sink(settings, client_id=f"{client_id}-out")
+    source = make_source(settings, client_id=client_id)
+    try:
+        return build_worker(settings, source, sink, on_alert=on_alert)
+    except BaseException:  # no Redis, or no model: the clients must not outlive the error
+        source.close()
+        sink.close()
+        raise
+
+
+def build_worker(
+    settings: Settings,
+    source: EventSource,
+    sink: RecordSink,
+    on_alert: Callable[[Alert], None] | None = None,
+) -> Worker:
+    """A worker on the given Kafka source and sink (a real backend's, or the in-memory
+    double's in tests) with the configured Redis store and live model."""
     configure_torch(settings)
     store = open_store(settings)
     registry = ModelRegistry(settings, store)
     loaded = registry.live_model()  # the live version, or the shipped generic model
     detector = build_detector(settings, loaded)
     watcher = ModelWatcher(settings, store, registry, current=loaded)
-    sink = make_sink(settings, client_id=f"{client_id}-out")
-    source = make_source(settings, client_id=client_id)
     return Worker(
         settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher,
         senders=open_senders(settings),

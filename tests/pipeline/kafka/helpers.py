@@ -1,4 +1,5 @@
-"""Producing and reading back topics on the session's real broker, for integration tests."""
+"""Settings for tests, producing and reading back topics on the session's real broker, and a
+worker on the in-memory Kafka double."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import numpy as np
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from pipeline.contracts.events import encode_event
+from pipeline.kafka.memory import MemoryBroker
 from pipeline.local.stack import StackInfo
 from pipeline.settings import Settings, load_settings
+from pipeline.worker.loop import Worker
+from pipeline.worker.wiring import build_worker
 
 
 def test_settings(stack: StackInfo, topic_names: Any, **overrides: Any) -> Settings:
@@ -104,3 +108,14 @@ def sensor_events(
             stream = f"s-{s:04d}"
             out.append((stream.encode(), encode_event(stream, t0 + step * 60_000, round(value, 4))))
     return out
+
+
+def memory_worker(settings: Settings, broker: MemoryBroker) -> Worker:
+    """A worker on the in-memory Kafka double, with the real Redis and model of `settings`.
+
+    For tests of worker logic that is not about Kafka; the events topic is created with
+    `settings.topic_partitions` partitions if it does not exist yet.
+    """
+    broker.create_topic(settings.events_topic, settings.topic_partitions)
+    source = broker.source([settings.events_topic], settings.group_id)
+    return build_worker(settings, source, broker.sink())

@@ -1,4 +1,4 @@
-"""A worker's health port against the session's real broker and Redis."""
+"""A worker's health port, on the in-memory Kafka double and the session's real Redis."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from pipeline.contracts.events import MALFORMED_JSON
+from pipeline.contracts.deadletter import MALFORMED_JSON
+from pipeline.kafka.memory import MemoryBroker
 from pipeline.local.stack import StackInfo
 from pipeline.worker.health import STALL_SECONDS, health, readiness, start_server, stop_server
-from pipeline.worker.wiring import create_topics, open_worker
-from tests.pipeline.kafka.helpers import produce, sensor_events, test_settings
+from tests.pipeline.kafka.helpers import memory_worker, sensor_events, test_settings
 
 
 def free_port() -> int:
@@ -56,10 +56,10 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_probes_and_metrics_follow_the_loop(stack: StackInfo, topic_names: Any) -> None:
     port = free_port()
     s = test_settings(stack, topic_names, worker_http_port=port, commit_interval_ms=0)
-    create_topics(s)
     events = sensor_events(n_streams=5, per_stream=60)
-    produce(s.bootstrap_servers, s.events_topic, [*events, (b"bad", b"{not json")])
-    worker = open_worker(s)
+    broker = MemoryBroker()
+    broker.produce_all(s.events_topic, [*events, (b"bad", b"{not json")])
+    worker = memory_worker(s, broker)
     server = start_server(worker, s)
     try:
         assert get(port, "/healthz") == (200, b'{"status": "starting"}')
@@ -95,10 +95,9 @@ def test_probes_and_metrics_follow_the_loop(stack: StackInfo, topic_names: Any) 
 
 def test_a_loop_that_stops_turning_fails_liveness(stack: StackInfo, topic_names: Any) -> None:
     s = test_settings(stack, topic_names)
-    create_topics(s)
-    worker = open_worker(s)
+    worker = memory_worker(s, MemoryBroker())
     try:
-        worker.run(idle_exit_s=0.5)
+        worker.run(idle_exit_s=0)
         assert worker.turned_at is not None
         assert health(worker, now=worker.turned_at + 1)[0] == 200
         code, body = health(worker, now=worker.turned_at + STALL_SECONDS + 1)
@@ -113,7 +112,7 @@ def test_a_loop_that_stops_turning_fails_liveness(stack: StackInfo, topic_names:
 
 def test_port_zero_serves_nothing(stack: StackInfo, topic_names: Any) -> None:
     s = test_settings(stack, topic_names)
-    worker = open_worker(s)
+    worker = memory_worker(s, MemoryBroker())
     try:
         assert start_server(worker, s) is None
     finally:

@@ -1,9 +1,13 @@
-"""The worker against the session's real broker and Redis (no mocks)."""
+"""The worker loop: the real path end to end, and its logic on the in-memory Kafka double.
+
+Tests of what the worker does with records (decoding, rounds, alerts, dead letters, the
+API's view, the checkpoint order) run on `pipeline.kafka.memory` with the real Redis;
+the real broker serves the end-to-end test and the one about the broker's record limit.
+"""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import numpy as np
@@ -11,9 +15,16 @@ import pytest
 
 from pipeline.contracts.alerts import Alert
 from pipeline.contracts.events import encode_event
+from pipeline.kafka.memory import MemoryBroker
 from pipeline.local.stack import StackInfo
 from pipeline.worker.wiring import create_topics, open_worker
-from tests.pipeline.kafka.helpers import produce, read_all, sensor_events, test_settings
+from tests.pipeline.kafka.helpers import (
+    memory_worker,
+    produce,
+    read_all,
+    sensor_events,
+    test_settings,
+)
 
 
 def run_worker(settings: Any, expect: int) -> Any:
@@ -22,16 +33,27 @@ def run_worker(settings: Any, expect: int) -> Any:
     return worker, stats
 
 
-def states_of(settings: Any, streams: list[str]) -> np.ndarray:
-    worker = open_worker(settings)
-    try:
-        blobs = worker.store.load(streams)
-        states, known = worker.detector.layout.decode(blobs)
-        assert known.all()
-        return states
-    finally:
-        worker.source.close()
-        worker.sink.close()
+def run_memory(settings: Any, records: list[tuple[bytes, bytes]]) -> tuple[Any, MemoryBroker]:
+    """Produce ``records`` to a fresh in-memory broker and run a worker until idle."""
+    broker = MemoryBroker()
+    worker = memory_worker(settings, broker)
+    broker.produce_all(settings.events_topic, records)
+    stats = worker.run(idle_exit_s=0)
+    assert stats.records == len(records)
+    return worker, broker
+
+
+def drain(worker: Any) -> None:
+    """Poll and process until a poll comes back empty, then checkpoint; stay in the group."""
+    while len(batch := worker.source.poll(0, worker.settings.max_poll_records)):
+        worker.process_with_retry(batch)
+    worker.save_checkpoint()
+
+
+def states_of(worker: Any, streams: list[str]) -> np.ndarray:
+    states, known = worker.detector.layout.decode(worker.store.load(streams))
+    assert known.all()
+    return states
 
 
 def test_events_become_states_and_alerts(stack: StackInfo, topic_names: Any) -> None:
@@ -62,32 +84,30 @@ def test_events_become_states_and_alerts(stack: StackInfo, topic_names: Any) -> 
 
 def test_warmup_never_alerts(stack: StackInfo, topic_names: Any) -> None:
     s = test_settings(stack, topic_names, warmup_events=48)
-    create_topics(s)
     events = sensor_events(n_streams=10, per_stream=40, spike_at=30)
-    produce(s.bootstrap_servers, s.events_topic, events)
-    _, stats = run_worker(s, len(events))
+    worker, _ = run_memory(s, events)
+    stats = worker.stats
     assert stats.applied == len(events)
     assert stats.alerts == 0
 
 
 def test_replaying_the_topic_applies_nothing_twice(stack: StackInfo, topic_names: Any) -> None:
     s = test_settings(stack, topic_names)
-    create_topics(s)
     events = sensor_events(n_streams=10, per_stream=100)
-    produce(s.bootstrap_servers, s.events_topic, events)
-    run_worker(s, len(events))
+    first, broker = run_memory(s, events)
     streams = [f"s-{i:04d}" for i in range(10)]
-    before = states_of(s, streams)
-    n_alerts = len(read_all(s.bootstrap_servers, s.alerts_topic))
+    before = states_of(first, streams)
+    n_alerts = len(broker.records(s.alerts_topic))
 
     # A new group re-reads the whole topic from the start: every event is a replay.
-    _, stats = run_worker(s.replace(group_id=s.group_id + "-again"), len(events))
+    again = memory_worker(s.replace(group_id=s.group_id + "-again"), broker)
+    stats = again.run(idle_exit_s=0)
 
     assert stats.replays_skipped == len(events)
     assert stats.applied == 0
-    after = states_of(s, streams)
+    after = states_of(again, streams)
     assert before.tobytes() == after.tobytes()
-    assert len(read_all(s.bootstrap_servers, s.alerts_topic, idle_s=2)) == n_alerts
+    assert len(broker.records(s.alerts_topic)) == n_alerts
     assert (after["count"] == 100).all()
 
 
@@ -115,7 +135,6 @@ BAD_RECORDS: list[tuple[str, bytes | None, bytes]] = [
 
 def test_bad_records_go_to_the_dead_letter_topic(stack: StackInfo, topic_names: Any) -> None:
     s = test_settings(stack, topic_names, topic_partitions=1)
-    create_topics(s)
     good = [(b"ok", encode_event("ok", 1_763_700_000 + i * 60, float(i % 7))) for i in range(5)]
     state_based = [
         ("out_of_order", b"ok", encode_event("ok", 1_763_700_000, 1.0)),
@@ -123,12 +142,11 @@ def test_bad_records_go_to_the_dead_letter_topic(stack: StackInfo, topic_names: 
         ("feature_mismatch", b"ok", encode_event("ok", 1_763_700_000 + 600, {"x": 1.0})),
     ]
     records = good + [(k, v) for _, k, v in BAD_RECORDS + state_based]
-    produce(s.bootstrap_servers, s.events_topic, records)
-
-    _, stats = run_worker(s, len(records))
+    worker, broker = run_memory(s, records)
+    stats = worker.stats
 
     assert stats.applied == len(good)
-    dead = read_all(s.bootstrap_servers, s.deadletter_topic, expect=len(BAD_RECORDS) + 3)
+    dead = broker.records(s.deadletter_topic)
     by_reason = {dict(r.headers)["vigil.reason"].decode(): r for r in dead}
     expected = {reason for reason, _, _ in BAD_RECORDS + state_based}
     assert set(by_reason) == expected
@@ -148,7 +166,6 @@ def test_multivariate_streams_name_the_feature_that_broke(
     stack: StackInfo, topic_names: Any, kind: str
 ) -> None:
     s = test_settings(stack, topic_names, model_kind=kind)
-    create_topics(s)
     rng = np.random.default_rng(3)
     records = []
     for step in range(120):
@@ -162,9 +179,8 @@ def test_multivariate_streams_name_the_feature_that_broke(
                 (stream.encode(), encode_event(stream, 1_763_700_000_000 + step * 60_000,
                                                {"temp": temp, "vibration": vib}, site="plant-1"))
             )  # fmt: skip
-    produce(s.bootstrap_servers, s.events_topic, records)
-    run_worker(s, len(records))
-    alerts = [Alert.from_json(r.value) for r in read_all(s.bootstrap_servers, s.alerts_topic)]
+    _, broker = run_memory(s, records)
+    alerts = [Alert.from_json(r.value) for r in broker.records(s.alerts_topic)]
     at_break = [a for a in alerts if a.ts_ms == 1_763_700_000_000 + 100 * 60_000]
     assert len(at_break) == 5
     assert all(a.top_feature == "vibration" for a in at_break)
@@ -179,10 +195,9 @@ def test_worker_keeps_history_scores_and_alerts_for_the_api(
     from pipeline.state.base import alerts_key, history_key, scores_key
 
     s = test_settings(stack, topic_names, history_length=50)
-    create_topics(s)
     events = sensor_events(n_streams=5, per_stream=100, spike_at=90)
-    produce(s.bootstrap_servers, s.events_topic, events)
-    _, stats = run_worker(s, len(events))
+    worker, _ = run_memory(s, events)
+    stats = worker.stats
 
     entries = parse_history(redis_client.get(history_key(s.redis_prefix, "s-0000")))
     assert len(entries) == 50  # the last history_length points
@@ -208,10 +223,9 @@ def test_worker_publishes_its_counters(
     from pipeline.state.base import metrics_key
 
     s = test_settings(stack, topic_names, topic_partitions=1)
-    create_topics(s)
     records = [*sensor_events(n_streams=3, per_stream=60, spike_at=55), (b"x", b"{oops")]
-    produce(s.bootstrap_servers, s.events_topic, records)
-    _, stats = run_worker(s, len(records))
+    worker, _ = run_memory(s, records)
+    stats = worker.stats
     counters = {
         k.decode(): v.decode() for k, v in redis_client.hgetall(metrics_key(s.redis_prefix)).items()
     }
@@ -241,40 +255,48 @@ def test_a_record_near_the_broker_limit_is_dead_lettered_cut_not_fatal(
     assert dead[0].value == huge[: 512 * 1024]
 
 
-def test_states_and_offsets_wait_for_the_checkpoint(
-    stack: StackInfo, topic_names: Any, redis_client: Any
-) -> None:
+def test_states_and_offsets_wait_for_the_checkpoint(stack: StackInfo, topic_names: Any) -> None:
     """Batches of one interval apply to states held in memory: Redis and the committed
     offsets change only when the checkpoint saves (5) and then commits (6)."""
-    from kafka import KafkaConsumer, TopicPartition
-
     s = test_settings(stack, topic_names, commit_interval_ms=60_000, max_poll_records=7)
-    create_topics(s)
     events = sensor_events(n_streams=3, per_stream=20, spike_at=None)
-    produce(s.bootstrap_servers, s.events_topic, events)
-    worker = open_worker(s)
+    broker = MemoryBroker()
+    worker = memory_worker(s, broker)
+    broker.produce_all(s.events_topic, events)
     streams = ["s-0000", "s-0001", "s-0002"]
-    probe = KafkaConsumer(bootstrap_servers=s.bootstrap_servers, group_id=s.group_id,
-                          enable_auto_commit=False)  # fmt: skip
-    partitions = [TopicPartition(s.events_topic, p) for p in range(s.topic_partitions)]
-    try:
-        deadline = time.monotonic() + 60
-        while worker.stats.records < len(events):
-            assert time.monotonic() < deadline, "the worker did not see every event"
-            batch = worker.source.poll(100, s.max_poll_records)
-            if len(batch):
-                worker.process_with_retry(batch)
-        assert worker.stats.batches > 1
-        assert worker.store.load(streams) == [None, None, None]  # nothing saved yet
-        assert all(probe.committed(tp) is None for tp in partitions)
+    partitions = [(s.events_topic, p) for p in range(s.topic_partitions)]
+    while worker.stats.records < len(events):
+        worker.process_with_retry(worker.source.poll(0, s.max_poll_records))
+    assert worker.stats.batches > 1
+    assert worker.store.load(streams) == [None, None, None]  # nothing saved yet
+    assert all(broker.committed(s.group_id, tp) is None for tp in partitions)
 
-        worker.save_checkpoint()
-        saved, known = worker.detector.layout.decode(worker.store.load(streams))
-        assert known.all() and (saved["count"] == 20).all()
-        committed = sum(probe.committed(tp) or 0 for tp in partitions)
-        assert committed == len(events)  # next offsets over all partitions
-        assert len(worker.checkpoint) == 0
-    finally:
-        probe.close()
-        worker.source.close()
-        worker.sink.close()
+    worker.save_checkpoint()
+    saved, known = worker.detector.layout.decode(worker.store.load(streams))
+    assert known.all() and (saved["count"] == 20).all()
+    committed = sum(broker.committed(s.group_id, tp) or 0 for tp in partitions)
+    assert committed == len(events)  # next offsets over all partitions
+    assert len(worker.checkpoint) == 0
+
+
+def test_a_rebalance_saves_and_commits_before_partitions_move(
+    stack: StackInfo, topic_names: Any
+) -> None:
+    """A second worker joins mid-stream: the first saves and commits inside its revoke,
+    the second resumes from the committed offsets, and every event is applied once."""
+    s = test_settings(stack, topic_names, commit_interval_ms=60_000, max_poll_records=25)
+    events = sensor_events(n_streams=8, per_stream=30, spike_at=None)
+    broker = MemoryBroker()
+    first = memory_worker(s, broker)
+    broker.produce_all(s.events_topic, events)
+    for _ in range(3):
+        first.process_with_retry(first.source.poll(0, s.max_poll_records))
+    assert len(first.checkpoint) > 0  # applied, held in memory, not committed
+    second = memory_worker(s, broker)
+    drain(second)  # owns nothing until the first lets go
+    drain(first)  # revoke inside poll: save + commit, then it reads on with half the partitions
+    drain(second)
+    assert first.stats.applied + second.stats.applied == len(events)
+    assert first.stats.replays_skipped + second.stats.replays_skipped == 0
+    states = states_of(second, [f"s-{i:04d}" for i in range(8)])
+    assert (states["count"] == 30).all()
