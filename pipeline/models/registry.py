@@ -8,8 +8,12 @@ version.
 
 Which version is live lives in Redis (`live_model` meta), because every worker already
 talks to Redis and must agree on it; the folder keeps a mirror (`live.json`) for people
-and backups. When nothing is live, the generic model shipped in `detectors` is the
-implicit version, so a fresh install serves at once.
+and backups. A version that goes live is also published to Redis (its meta.json and
+weights, 60-80 KB), before the pointer moves: workers and the API read a version from the
+folder when they have it and from Redis otherwise, so only the trainer needs the folder,
+and on Kubernetes it can be a ReadWriteOnce volume mounted by the trainer alone. When
+nothing is live, the generic model shipped in `detectors` is the implicit version, so a
+fresh install serves at once.
 
 Promotion refuses a version whose per-stream state record would have another shape
 (state size or feature slots): the workers' stored states would become unreadable. A
@@ -40,6 +44,8 @@ HISTORY_KEY = "live_history"
 WEIGHTS = "weights.pt"
 META = "meta.json"
 MIRROR = "live.json"
+PUBLISHED_META = "version:"
+PUBLISHED_WEIGHTS = "weights:"
 HISTORY_KEPT = 50
 _VERSION_RE = re.compile(r"^v(\d{4,})-(gru|lstm)-h(\d+)-([0-9a-f]{8})$")
 
@@ -111,26 +117,37 @@ class ModelRegistry:
     def get(self, version_id: str) -> ModelVersion:
         folder = self._folder(version_id)
         try:
-            return ModelVersion.from_json((folder / META).read_text())
+            text = (folder / META).read_text()
         except FileNotFoundError:
-            raise RegistryError(f"no model version {version_id!r} in {self.root}") from None
-        except (OSError, ValueError, TypeError) as exc:
+            published = self.store.get_meta(PUBLISHED_META + version_id)
+            if published is None:
+                raise RegistryError(f"no model version {version_id!r} in {self.root}") from None
+            text = published.decode()
+        except OSError as exc:
+            raise RegistryError(
+                f"model version {version_id} has unreadable metadata: {exc}"
+            ) from None
+        try:
+            return ModelVersion.from_json(text)
+        except (ValueError, TypeError) as exc:
             raise RegistryError(
                 f"model version {version_id} has unreadable metadata: {exc}"
             ) from None
 
     def versions(self) -> list[ModelVersion]:
         """Registered versions, oldest first; the live one has status "live"."""
-        if not self.root.is_dir():
-            return []
         live = self.live_id()
+        names = {f.name for f in self.root.iterdir()} if self.root.is_dir() else set()
+        # Without the folder (a worker or API pod), the versions that were live are the
+        # ones published to Redis.
+        names |= {v for v in [*self.history(), live] if v and v != self.shipped_id()}
         found = []
-        for folder in self.root.iterdir():
-            match = _VERSION_RE.match(folder.name)
-            if match is None or not (folder / META).is_file():
+        for name in names:
+            match = _VERSION_RE.match(name)
+            if match is None:
                 continue
             try:
-                version = self.get(folder.name)
+                version = self.get(name)
             except RegistryError:
                 continue
             if version.id == live:
@@ -165,7 +182,12 @@ class ModelRegistry:
         try:
             data = (self._folder(version_id) / WEIGHTS).read_bytes()
         except OSError as exc:
-            raise RegistryError(f"model version {version_id}: cannot read weights: {exc}") from None
+            published = self.store.get_meta(PUBLISHED_WEIGHTS + version_id)
+            if published is None:
+                raise RegistryError(
+                    f"model version {version_id}: cannot read weights: {exc}"
+                ) from None
+            data = published
         digest = hashlib.sha256(data).hexdigest()
         if digest != meta.sha256:
             raise RegistryError(
@@ -244,13 +266,32 @@ class ModelRegistry:
             meta = self.get(version_id)
         except RegistryError:
             return
+        text = ModelVersion(**{**asdict(meta), "status": status}).to_json()
+        if self.store.get_meta(PUBLISHED_META + version_id) is not None:
+            self.store.set_meta(PUBLISHED_META + version_id, text.encode())
         path = self._folder(version_id) / META
+        if not path.parent.is_dir():
+            return  # known from Redis only: its folder is on another volume
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(ModelVersion(**{**asdict(meta), "status": status}).to_json())
+        tmp.write_text(text)
         os.replace(tmp, path)
+
+    def publish(self, version_id: str | None) -> None:
+        """Copy a version into Redis for the pods that do not mount the folder (nothing
+        for None or the shipped model, which every install has)."""
+        if version_id is None or version_id == self.shipped_id():
+            return
+        folder = self._folder(version_id)
+        try:
+            meta, weights = (folder / META).read_bytes(), (folder / WEIGHTS).read_bytes()
+        except FileNotFoundError:
+            return  # not in this folder: published when it went live elsewhere
+        self.store.set_meta(PUBLISHED_WEIGHTS + version_id, weights)
+        self.store.set_meta(PUBLISHED_META + version_id, meta)
 
     def _set_live(self, version_id: str, history: list[str]) -> None:
         history = history[-HISTORY_KEPT:]
+        self.publish(version_id)  # before the pointer moves: a reader must find it
         self.store.set_meta(HISTORY_KEY, json.dumps(history).encode())
         self.store.set_meta(LIVE_KEY, version_id.encode())
         self.root.mkdir(parents=True, exist_ok=True)

@@ -425,6 +425,7 @@ def run_trainer(settings: Settings, args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, settings.torch_threads))
     store = open_store(settings)
     registry = ModelRegistry(settings, store)
+    registry.publish(registry.live_id())  # one made live before versions were published
     options = TrainOptions(
         scratch=False,
         promote="auto",

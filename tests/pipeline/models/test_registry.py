@@ -134,6 +134,36 @@ def test_promote_and_rollback_walk_the_history(
         registry.promote(shipped)
 
 
+def test_pods_without_the_folder_serve_live_versions_from_redis(
+    stack: StackInfo, topic_names: Any, tmp_path: Path
+) -> None:
+    """The trainer's registry has the folder; a worker's (same Redis, empty folder) does
+    not, as on Kubernetes with a ReadWriteOnce volume mounted by the trainer alone."""
+    trainer = make_registry(stack, topic_names, tmp_path)
+    worker = ModelRegistry(trainer.settings, trainer.store, root=tmp_path / "no-volume")
+    a, b, candidate = register(trainer, 1), register(trainer, 2), register(trainer, 3)
+    with pytest.raises(RegistryError, match="no model version"):
+        worker.load(a)  # never live: never published
+
+    trainer.promote(a)
+    trainer.promote(b)
+    served = worker.live_model()
+    assert served.version == b
+    expected = trainer.load(b).model.state_dict()
+    for name, tensor in served.model.state_dict().items():
+        assert torch.equal(tensor, expected[name]), name
+    assert worker.load(a).version == a  # the rollback target is there too
+    assert {v.id: v.status for v in worker.versions()} == {a: "retired", b: "live"}
+    assert candidate not in {v.id for v in worker.versions()}
+    assert not (tmp_path / "no-volume").exists()
+
+    trainer.store.set_meta(f"weights:{b}", b"tampered")
+    with pytest.raises(RegistryError, match="does not match"):
+        worker.load(b)
+    trainer.publish(trainer.live_id())  # what `vigil trainer` does when it starts
+    assert worker.load(b).version == b
+
+
 def test_promotion_refuses_another_state_shape(
     stack: StackInfo, topic_names: Any, tmp_path: Path
 ) -> None:
