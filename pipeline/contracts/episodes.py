@@ -166,13 +166,20 @@ def _duration(seconds: float) -> str:
     return f"{minutes / 60:.1f} h"
 
 
-def sentence(state: AlertState, reason: Reason, episode: Episode | None) -> str:
-    """One readable sentence, e.g. "p99_ms is 3.6x its expected 120 (430; usual 95-150):
-    a sustained deviation from its usual level at this time of day; ongoing for 40 min"."""
+def sentence(state: AlertState, reason: Reason, episode: Episode | None, ts_ms: int = 0) -> str:
+    """One readable sentence, e.g. "p99_ms is 430, 3.6x expected 120 (usual 95 to 150): a
+    sustained deviation from its usual level at this time of day; ongoing for 40 min".
+
+    A resolve says how long the stream was anomalous and how long it has been quiet: an
+    episode also resolves when the detector has adapted to a lasting change."""
     if state == "resolved":
-        lasted = "" if episode is None else f" after {_duration(episode.duration_s)}"
-        peak = "" if episode is None else f" (peak score {episode.peak:.2f})"
-        return f"resolved{lasted}{peak}: back within its usual range"
+        if episode is None:
+            return "resolved"
+        quiet = max(ts_ms - episode.start_ms, 0) / 1000.0 - episode.duration_s
+        return (
+            f"resolved: no anomalous score for {_duration(quiet)}; anomalous for "
+            f"{_duration(episode.duration_s)} (peak score {episode.peak:.2f})"
+        )
     parts = []
     for f in reason.features[:2]:
         ratio = ""

@@ -81,7 +81,8 @@ def _alert(
 ) -> Alert:
     n = len(event.features)
     reason = _reason(out, row, features)
-    reason.text = sentence("resolved" if action == "resolve" else "firing", reason, episode)
+    state = "resolved" if action == "resolve" else "firing"
+    reason.text = sentence(state, reason, episode, event.ts_ms)
     return Alert.for_event(
         event,
         score=float(out.scores[row]),

@@ -84,12 +84,14 @@ function episodeItem(e) {
   li.dataset.episode = e.id;
   li.dataset.stream = e.stream;
   const ongoing = e.state === "firing";
+  // an ongoing episode has lasted until the newest event seen, not only to its last alert
+  const lasted = ongoing && ui.anchor > e.start_ms ? (ui.anchor - e.start_ms) / 1000 : e.duration_s;
   const meta = Object.entries(e.meta || {}).slice(0, 4)
     .map(([k, v]) => `<span class="kv">${esc(k)}=${esc(typeof v === "object" ? JSON.stringify(v) : v)}</span>`).join("");
   li.innerHTML =
     `<div class="top"><span class="pill ${ongoing ? "alerting" : "resolved"} state">${ongoing ? "ongoing" : "resolved"}</span>` +
     `<span class="stream">${esc(e.stream)}</span><span class="sc">peak ${e.peak.toFixed(2)}</span></div>` +
-    `<div class="sub">${esc(when(e.start_ms))} · ${ongoing ? "for" : "lasted"} ${esc(duration(e.duration_s))}</div>` +
+    `<div class="sub">${esc(when(e.start_ms))} · ${ongoing ? "for" : "anomalous for"} ${esc(duration(lasted))}</div>` +
     `<div class="why">${esc(e.reason || "")}</div>` +
     (meta ? `<div class="metas">${meta}</div>` : "") +
     `<div class="label">${esc(labelText(e.label))}</div>` +

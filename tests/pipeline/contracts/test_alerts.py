@@ -277,6 +277,7 @@ def test_the_sentence_names_the_feature_the_ratio_the_evidence_and_the_duration(
     text = sentence("firing", reason, episode)
     assert text.startswith("p99_ms is 430, 3.6x expected 120 (usual 90 to 150)")
     assert "sustained deviation" in text and "(over 1h)" in text and "40 min" in text
-    assert sentence("resolved", reason, episode).startswith(
-        "resolved after 40 min (peak score 0.97)"
+    resolved = sentence("resolved", reason, episode, ts_ms=(2400 + 1800) * 1000)
+    assert resolved == (
+        "resolved: no anomalous score for 30 min; anomalous for 40 min (peak score 0.97)"
     )

@@ -51,7 +51,7 @@ def test_a_spike_opens_an_episode_and_quiet_resolves_it(stack: StackInfo, topic_
         assert reason.features[0].name == "value" and reason.features[0].share == 1.0
         assert reason.features[0].lower < reason.features[0].expected < reason.features[0].upper
         assert "value is" in reason.text and last.reason is not None
-        assert last.reason.text.startswith("resolved after")
+        assert last.reason.text.startswith("resolved: no anomalous score for 10 min")
 
 
 def _output(action: int, start: int, peak: float) -> StepOutput:
