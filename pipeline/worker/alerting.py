@@ -22,6 +22,7 @@ from detectors.policy import ESCALATE, FLAG_IN_EPISODE, OPEN, RESOLVE
 from pipeline.contracts.alerts import Alert
 from pipeline.contracts.episodes import (
     AlertAction,
+    AlertState,
     Episode,
     FeatureReason,
     Reason,
@@ -81,7 +82,7 @@ def _alert(
 ) -> Alert:
     n = len(event.features)
     reason = _reason(out, row, features)
-    state = "resolved" if action == "resolve" else "firing"
+    state: AlertState = "resolved" if action == "resolve" else "firing"
     reason.text = sentence(state, reason, episode, event.ts_ms)
     return Alert.for_event(
         event,
