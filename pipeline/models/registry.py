@@ -46,6 +46,7 @@ META = "meta.json"
 MIRROR = "live.json"
 PUBLISHED_META = "version:"
 PUBLISHED_WEIGHTS = "weights:"
+PUBLISHED = (PUBLISHED_META, PUBLISHED_WEIGHTS)
 HISTORY_KEPT = 50
 _VERSION_RE = re.compile(r"^v(\d{4,})-(gru|lstm)-h(\d+)-([0-9a-f]{8})$")
 
@@ -290,10 +291,16 @@ class ModelRegistry:
         self.store.set_meta(PUBLISHED_META + version_id, meta)
 
     def _set_live(self, version_id: str, history: list[str]) -> None:
+        """Move the live pointer. Redis keeps the published copies of exactly the live
+        version and its history (what a rollback can reach), so they stay bounded."""
+        live = self.live_id()
+        published = {*self.history(), *([live] if live else [])}
         history = history[-HISTORY_KEPT:]
         self.publish(version_id)  # before the pointer moves: a reader must find it
         self.store.set_meta(HISTORY_KEY, json.dumps(history).encode())
         self.store.set_meta(LIVE_KEY, version_id.encode())
+        gone = sorted(published - {*history, version_id})
+        self.store.delete_meta(*(f"{kind}{v}" for v in gone for kind in PUBLISHED))
         self.root.mkdir(parents=True, exist_ok=True)
         mirror = {"live": version_id, "history": history, "updated": time.time()}
         tmp = self.root / f".{MIRROR}.tmp"

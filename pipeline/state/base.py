@@ -194,3 +194,7 @@ class StateStore(Protocol):
     def get_meta(self, name: str) -> bytes | None:
         """Read a value written by set_meta, None if absent."""
         ...
+
+    def delete_meta(self, *names: str) -> None:
+        """Remove values written by set_meta (absent ones are fine)."""
+        ...

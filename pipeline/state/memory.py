@@ -77,3 +77,7 @@ class MemoryStateStore:
 
     def get_meta(self, name: str) -> bytes | None:
         return self._meta.get(meta_key(self.prefix, name))
+
+    def delete_meta(self, *names: str) -> None:
+        for name in names:
+            self._meta.pop(meta_key(self.prefix, name), None)

@@ -138,6 +138,11 @@ class RedisStateStore:
         key = meta_key(self.prefix, name)
         return self._call(lambda: self.client.get(key))  # type: ignore[return-value]
 
+    def delete_meta(self, *names: str) -> None:
+        keys = [meta_key(self.prefix, name) for name in names]
+        if keys:
+            self._call(lambda: self.client.delete(*keys))
+
 
 def connect_redis(url: str) -> redis.Redis:
     """A client for the state store: raw bytes, health checks, bounded waits.

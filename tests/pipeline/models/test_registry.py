@@ -163,6 +163,28 @@ def test_pods_without_the_folder_serve_live_versions_from_redis(
     trainer.publish(trainer.live_id())  # what `vigil trainer` does when it starts
     assert worker.load(b).version == b
 
+    trainer.rollback()  # b is neither live nor in the history now: its copy goes
+    with pytest.raises(RegistryError, match="no model version"):
+        worker.load(b)
+    assert worker.live_model().version == a
+
+
+def test_redis_keeps_copies_of_the_live_version_and_its_history_only(
+    stack: StackInfo, topic_names: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("pipeline.models.registry.HISTORY_KEPT", 2)
+    trainer = make_registry(stack, topic_names, tmp_path)
+    worker = ModelRegistry(trainer.settings, trainer.store, root=tmp_path / "no-volume")
+    ids = [register(trainer, seed) for seed in range(4)]
+    for version in ids:
+        trainer.promote(version)
+    assert trainer.history() == ids[1:3] and trainer.live_id() == ids[3]
+    for version in ids[1:]:
+        assert worker.load(version).version == version
+    with pytest.raises(RegistryError, match="no model version"):
+        worker.load(ids[0])
+    assert trainer.load(ids[0]).version == ids[0]  # the folder keeps every version
+
 
 def test_promotion_refuses_another_state_shape(
     stack: StackInfo, topic_names: Any, tmp_path: Path
