@@ -27,6 +27,7 @@ from pipeline.api import (
 )
 from pipeline.api.deps import ApiContext
 from pipeline.settings import Settings
+from pipeline.state.base import StoreUnavailable
 from pipeline.state.redis import connect_redis
 
 STATIC = Path(__file__).parent / "static"
@@ -52,6 +53,7 @@ async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
 async def _on_redis_down(request: Request, exc: Exception) -> JSONResponse:
     first = str(exc).strip().splitlines()
     reason = first[0][:200] if first else type(exc).__name__
+    reason = reason.removeprefix("Redis unavailable: ")  # StoreUnavailable says it already
     return JSONResponse({"detail": f"Redis unavailable: {reason}"}, status_code=503)
 
 
@@ -74,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _on_validation)
     app.add_exception_handler(redis.exceptions.ConnectionError, _on_redis_down)
     app.add_exception_handler(redis.exceptions.TimeoutError, _on_redis_down)
+    app.add_exception_handler(StoreUnavailable, _on_redis_down)
     app.include_router(routes_ops.public)
     app.include_router(routes_ops.router)
     app.include_router(routes_streams.router)

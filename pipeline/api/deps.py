@@ -6,7 +6,10 @@ never read settings from the environment and tests can build as many apps as the
 
 from __future__ import annotations
 
+import math
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -17,31 +20,51 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from detectors.forecaster import LoadedModel
 from detectors.state import StateLayout
 from pipeline.api.schemas import ErrorBody, ValidationErrorBody
-from pipeline.models.serving import build_detector, load_shipped_model
+from pipeline.models.registry import ModelRegistry
+from pipeline.models.serving import build_detector
 from pipeline.settings import Settings
+from pipeline.state.redis import RedisStateStore
 
 
 @dataclass
 class ApiContext:
     """Settings plus the one Redis client the API shares between requests.
 
-    The model and its state layout load lazily: /healthz must answer even when the model
-    file is missing, and /readyz reports that instead of the app failing to start.
+    The model the API decodes states with is the live one of the registry (what the
+    workers serve, so what wrote the states), re-checked at most every
+    `model_poll_seconds` as the workers do. It loads lazily: /healthz must answer even
+    when no model loads, and /readyz reports that instead of the app failing to start.
     """
 
     settings: Settings
     redis: redis.Redis
+    clock: Callable[[], float] = time.monotonic
+    _registry: ModelRegistry | None = field(default=None, repr=False)
     _model: LoadedModel | None = field(default=None, repr=False)
     _layout: StateLayout | None = field(default=None, repr=False)
+    _checked_at: float = field(default=-math.inf, repr=False)
+
+    def registry(self) -> ModelRegistry:
+        if self._registry is None:
+            store = RedisStateStore(self.redis, self.settings.redis_prefix)
+            self._registry = ModelRegistry(self.settings, store)
+        return self._registry
 
     def model(self) -> LoadedModel:
-        if self._model is None:
-            self._model = load_shipped_model(self.settings)
+        """The live model; RegistryError when it does not load (/readyz says why)."""
+        now = self.clock()
+        if self._model is None or now - self._checked_at >= self.settings.model_poll_seconds:
+            registry = self.registry()
+            live = registry.live_id() or registry.shipped_id()
+            if self._model is None or self._model.version != live:
+                self._model, self._layout = registry.load(live), None
+            self._checked_at = now
         return self._model
 
     def layout(self) -> StateLayout:
+        model = self.model()
         if self._layout is None:
-            self._layout = build_detector(self.settings, self.model()).layout
+            self._layout = build_detector(self.settings, model).layout
         return self._layout
 
 

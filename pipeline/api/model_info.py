@@ -1,34 +1,43 @@
-"""Which model versions exist and which one is live, for /models and the dashboard.
+"""Which model versions exist and which one is live, for /models: read from the registry.
 
-`model_versions` is the only place that knows where versions come from. Today: the
-model shipped in `detectors` plus the `live_model` meta value in Redis (what the
-registry's promote writes). When `pipeline.models.registry` lands, this function becomes a
-thin mapping of `ModelRegistry.list()` / `live_id()` onto `ModelVersion`.
+The registry (`pipeline.models.registry`) holds the versions (in `model_dir`, shared
+with the trainer and the workers) and the live pointer (in Redis). The shipped generic
+model is a version too, live when nothing is promoted. A live version whose folder
+this API cannot see is still listed, with what the pointer alone tells.
 """
 
 from __future__ import annotations
 
 from pipeline.api.deps import ApiContext
 from pipeline.api.schemas import ModelsView, ModelVersion
-from pipeline.state.redis import RedisStateStore
-
-LIVE_KEY = "live_model"
 
 
 def model_versions(context: ApiContext) -> ModelsView:
-    store = RedisStateStore(context.redis, context.settings.redis_prefix)
-    raw = store.get_meta(LIVE_KEY)
-    live = raw.decode("utf-8", "replace") if raw else None
-    loaded = context.model()
-    shipped = ModelVersion(
-        version=loaded.version,
-        source="shipped",
-        live=live is None or live == loaded.version,  # nothing promoted: the shipped one serves
-        kind=loaded.config.kind,
-        hidden_size=loaded.config.hidden_size,
-        sha256=loaded.sha256,
-    )
-    versions = [shipped]
-    if live is not None and live != loaded.version:
+    registry = context.registry()
+    live = registry.live_id()
+    shipped = registry.shipped()
+    versions = [
+        ModelVersion(
+            version=v.id,
+            source="registry",
+            live=v.id == live,
+            kind=v.config.get("kind"),
+            hidden_size=v.config.get("hidden_size"),
+            sha256=v.sha256,
+        )
+        for v in reversed(registry.versions())  # newest first
+    ]
+    if live is not None and all(v.version != live for v in versions):
         versions.insert(0, ModelVersion(version=live, source="registry", live=True))
-    return ModelsView(live=live, serving=loaded.version, versions=versions)
+    versions.append(
+        ModelVersion(
+            version=shipped.version,
+            source="shipped",
+            live=live is None,  # nothing promoted: the shipped model serves
+            kind=shipped.config.kind,
+            hidden_size=shipped.config.hidden_size,
+            sha256=shipped.sha256,
+        )
+    )
+    serving = context.model().version
+    return ModelsView(live=live, serving=serving, versions=versions)

@@ -1,6 +1,7 @@
 """Fixtures for the API tests: one worker run per module, and a real uvicorn server.
 
-The data comes from a real worker on the session's broker and Redis. It is built once per
+The data comes from a real worker on the session's Redis (its records from the in-memory
+Kafka double: the API reads only Redis). It is built once per
 module (module scope), so these tests never use the function-scoped `redis_client`
 fixture, which would flush it; each module has its own topics and Redis prefix instead.
 """
@@ -17,10 +18,11 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from pipeline.kafka.memory import MemoryBroker
 from pipeline.local.stack import StackInfo, free_port
 from pipeline.settings import Settings
-from pipeline.worker.wiring import create_topics, open_worker
-from tests.pipeline.kafka.helpers import produce, sensor_events, test_settings
+from pipeline.worker.wiring import open_worker
+from tests.pipeline.kafka.helpers import memory_worker, sensor_events, test_settings
 
 TOKEN = "test-token-123"
 N_STREAMS = 8
@@ -41,12 +43,17 @@ def run_worker(settings: Settings, records: int) -> None:
 
 @pytest.fixture(scope="module")
 def api_settings(stack: StackInfo) -> Settings:
-    """Settings (with a token) over Redis data written by a real worker."""
+    """Settings (with a token) over Redis data written by a real worker, fed from the
+    in-memory Kafka double. Even streams spike at SPIKE_AT (and end the run inside their
+    alert episode), odd ones never do."""
     settings = module_settings(stack, api_token=TOKEN, history_length=PER_STREAM)
-    create_topics(settings)
-    events = sensor_events(N_STREAMS, PER_STREAM, seed=3, spike_at=SPIKE_AT)
-    produce(settings.bootstrap_servers, settings.events_topic, events)
-    run_worker(settings, len(events))
+    spiked = sensor_events(N_STREAMS, PER_STREAM, seed=3, spike_at=SPIKE_AT)
+    quiet = sensor_events(N_STREAMS, PER_STREAM, seed=3, spike_at=None)
+    events = [q if int(q[0][2:]) % 2 else e for e, q in zip(spiked, quiet, strict=True)]
+    broker = MemoryBroker()
+    worker = memory_worker(settings, broker)
+    broker.produce_all(settings.events_topic, events)
+    assert worker.run(idle_exit_s=0).records == len(events)
     return settings
 
 
