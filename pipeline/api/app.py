@@ -19,6 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from pipeline.api import (
+    routes_admin,
     routes_alerts,
     routes_episodes,
     routes_incidents,
@@ -26,6 +27,7 @@ from pipeline.api import (
     routes_streams,
 )
 from pipeline.api.deps import ApiContext
+from pipeline.api.live_feed import close_live_feed
 from pipeline.settings import Settings
 from pipeline.state.base import StoreUnavailable
 from pipeline.state.redis import connect_redis
@@ -64,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await close_live_feed(app)
         context.redis.close()
 
     app = FastAPI(
@@ -79,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(StoreUnavailable, _on_redis_down)
     app.include_router(routes_ops.public)
     app.include_router(routes_ops.router)
+    app.include_router(routes_admin.router)
     app.include_router(routes_streams.router)
     app.include_router(routes_alerts.router)
     app.include_router(routes_episodes.router)

@@ -35,6 +35,13 @@ def decode_alert(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:
     return body
 
 
+def alert_matches(body: dict[str, Any], stream: str | None, min_score: float | None) -> bool:
+    """The /alerts filters: only this stream, only scores at or above min_score."""
+    if stream is not None and body.get("stream") != stream:
+        return False
+    return min_score is None or float(body.get("score", 0.0)) >= min_score
+
+
 def alerts_newest_first(
     client: redis.Redis, key: str, before: str | None = None
 ) -> Iterator[dict[str, Any]]:
