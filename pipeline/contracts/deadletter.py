@@ -25,10 +25,12 @@ BAD_TIMESTAMP = "bad_timestamp"
 BAD_STREAM_ID = "bad_stream_id"
 KEY_MISMATCH = "key_mismatch"
 TOO_MANY_FEATURES = "too_many_features"
+BAD_META = "bad_meta"
 # --- reason codes: decided by the worker against the stream's saved state --------------
 OUT_OF_ORDER = "out_of_order"
 DUPLICATE_TS = "duplicate_ts"
 FEATURE_MISMATCH = "feature_mismatch"
+FUTURE_TIMESTAMP = "future_timestamp"
 
 REASONS: tuple[str, ...] = (
     OVERSIZED,
@@ -43,9 +45,11 @@ REASONS: tuple[str, ...] = (
     BAD_STREAM_ID,
     KEY_MISMATCH,
     TOO_MANY_FEATURES,
+    BAD_META,
     OUT_OF_ORDER,
     DUPLICATE_TS,
     FEATURE_MISMATCH,
+    FUTURE_TIMESTAMP,
 )
 
 

@@ -22,7 +22,8 @@ Record key: the stream id, UTF-8. Record value: one UTF-8 JSON object, e.g.::
   are ``non_finite``: alerts carry ``meta`` and must stay standard JSON. A value with
   ``|x| > max_abs_value`` is ``absurd_magnitude``.
 - every other top-level field goes, unchanged, into ``meta`` and is carried into alerts;
-  the message size limit is what keeps it small.
+  meta nested deeper than 32 levels or larger than 8 KiB as JSON is ``bad_meta``
+  (`pipeline.contracts.meta`).
 - a value longer than ``max_message_bytes`` is ``oversized`` (checked before parsing);
   a missing or empty value is ``empty``.
 
@@ -48,6 +49,7 @@ import orjson
 
 from pipeline.contracts.deadletter import (
     ABSURD_MAGNITUDE,
+    BAD_META,
     BAD_STREAM_ID,
     BAD_TIMESTAMP,
     EMPTY,
@@ -64,6 +66,7 @@ from pipeline.contracts.deadletter import (
     reject,
 )
 from pipeline.contracts.ids import stream_id_problem, unsafe_char
+from pipeline.contracts.meta import meta_problem
 from pipeline.contracts.timestamps import BadTimestamp, epoch_ms
 
 FEATURE_NAME_MAX_CHARS = 64
@@ -278,6 +281,8 @@ def decode_record(
     # Known fields present: ts, one of value/values, and maybe stream; the rest is meta.
     has_meta = len(obj) > 2 + ("stream" in obj)
     meta = {k: v for k, v in obj.items() if k not in _RESERVED} if has_meta else {}
+    if has_meta and (problem := meta_problem(meta, len(raw))) is not None:
+        return reject(record, BAD_META, problem)
     return Event(
         stream=stream,
         ts_ms=ts_ms,

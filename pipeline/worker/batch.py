@@ -8,6 +8,7 @@ nothing else; everything here is per-batch bookkeeping without I/O.
 from __future__ import annotations
 
 import functools
+import hashlib
 import zlib
 from dataclasses import dataclass
 
@@ -21,21 +22,45 @@ from pipeline.kafka.base import RecordBatch
 from pipeline.state.base import BatchView
 from pipeline.state.peaks import batch_peaks, merge_peaks
 
-DEADLETTER_MAX_BYTES = 512 * 1024
-"""A dead letter's value is the original bytes, cut to this size: a record near the
-broker's size limit plus our headers would otherwise be refused by the broker, and the
-worker would fail on it at every restart (a poison pill)."""
+DEADLETTER_MAX_BYTES = 1_000_000
+"""A dead letter (key + value + headers) stays under the smallest default record limit on
+its way: librdkafka's message.max.bytes (1,000,000), kafka-python's max_request_size
+(1,048,576), the broker's message.max.bytes (1,048,588); the dead-letter topic is created
+with the broker's defaults."""
+DEADLETTER_OVERHEAD = 1024
+"""Bytes kept free for the record's own framing (batch header, varints) and the
+`vigil.original.*` headers added when a copy is cut."""
+DEADLETTER_KEY_KEPT = 1024
+"""A key that does not fit is cut to this (stream ids are at most 200 characters: a key
+this long is not one; the value says more about what went wrong)."""
 
 
 def deadletter_record(bad: Rejected) -> tuple[bytes | None, bytes, list[tuple[str, bytes]]]:
-    """(key, value, headers) of the dead-letter copy of a rejected record."""
+    """(key, value, headers) of the dead-letter copy of a rejected record.
+
+    The copy carries the original bytes, unless key + value + headers would exceed what
+    the producer and broker take (`DEADLETTER_MAX_BYTES`): a record near the broker's
+    limit plus our headers would be refused, and the worker would fail on it at every
+    restart (a poison pill). Then the key, then the value, are cut to fit, and headers
+    give the original sizes and SHA-256 digests (`vigil.original.*`) so the cut copy can
+    still be matched with the source record.
+    """
     value = bad.raw_value or b""
     key = bad.raw_key
     headers = deadletter_headers(bad)
-    if len(value) > DEADLETTER_MAX_BYTES or (key is not None and len(key) > DEADLETTER_MAX_BYTES):
-        headers.append(("vigil.truncated", f"{len(value)},{len(key or b'')}".encode()))
-        value = value[:DEADLETTER_MAX_BYTES]
-        key = None if key is None else key[:DEADLETTER_MAX_BYTES]
+    used = sum(len(name) + len(v) for name, v in headers)
+    room = DEADLETTER_MAX_BYTES - DEADLETTER_OVERHEAD - used
+    if len(value) + len(key or b"") <= room:
+        return key, value, headers
+    for part, raw in (("key", key or b""), ("value", value)):
+        digest = hashlib.sha256(raw).hexdigest().encode()
+        headers += [
+            (f"vigil.original.{part}_bytes", str(len(raw)).encode()),
+            (f"vigil.original.{part}_sha256", digest),
+        ]
+    if key is not None and len(key) > DEADLETTER_KEY_KEPT:
+        key = key[:DEADLETTER_KEY_KEPT]
+    value = value[: max(0, room - len(key or b""))]
     return key, value, headers
 
 

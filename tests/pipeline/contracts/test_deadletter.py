@@ -9,11 +9,13 @@ from tests.pipeline.contracts.test_events import LIMITS, Rec, decode, dumps, ok
 
 
 def test_reasons_tuple_lists_every_code_once() -> None:
-    assert len(REASONS) == len(set(REASONS)) == 15
+    assert len(REASONS) == len(set(REASONS)) == 17
     for name in (
         "OUT_OF_ORDER",
         "DUPLICATE_TS",
         "FEATURE_MISMATCH",
+        "BAD_META",
+        "FUTURE_TIMESTAMP",
     ):
         assert getattr(deadletter, name) in REASONS
     assert (deadletter.OUT_OF_ORDER, deadletter.DUPLICATE_TS, deadletter.FEATURE_MISMATCH) == (

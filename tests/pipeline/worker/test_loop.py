@@ -7,6 +7,7 @@ the real broker serves the end-to-end test and the one about the broker's record
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -243,7 +244,7 @@ def test_a_record_near_the_broker_limit_is_dead_lettered_cut_not_fatal(
 ) -> None:
     s = test_settings(stack, topic_names, topic_partitions=1)
     create_topics(s)
-    huge = b'{"stream": "k", "ts": 1763700000, "value": 1, "pad": "' + b"x" * 900_000 + b'"}'
+    huge = b'{"stream": "k", "ts": 1763700000, "value": 1, "pad": "' + b"x" * 999_000 + b'"}'
     records = [(b"k", huge), *sensor_events(n_streams=1, per_stream=3, spike_at=None)]
     produce(s.bootstrap_servers, s.events_topic, records)
     _, stats = run_worker(s, len(records))
@@ -251,8 +252,12 @@ def test_a_record_near_the_broker_limit_is_dead_lettered_cut_not_fatal(
     dead = read_all(s.bootstrap_servers, s.deadletter_topic, expect=1)
     headers = dict(dead[0].headers)
     assert headers["vigil.reason"] == b"oversized"
-    assert headers["vigil.truncated"] == f"{len(huge)},1".encode()
-    assert dead[0].value == huge[: 512 * 1024]
+    assert headers["vigil.original.value_bytes"] == str(len(huge)).encode()
+    assert headers["vigil.original.value_sha256"] == hashlib.sha256(huge).hexdigest().encode()
+    assert headers["vigil.original.key_bytes"] == b"1"
+    assert dead[0].key == b"k"
+    assert huge.startswith(dead[0].value)
+    assert len(dead[0].value) + sum(len(k) + len(v) for k, v in dead[0].headers) < 1_000_000
 
 
 def test_states_and_offsets_wait_for_the_checkpoint(stack: StackInfo, topic_names: Any) -> None:
