@@ -70,6 +70,14 @@ class Settings(BaseSettings):
         description="Kafka client library: kafka-python or confluent (librdkafka)",
     )
 
+    startup_wait_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        le=86_400,
+        description="at start, wait this long for Redis and the broker (with back-off) "
+        "before giving up with exit status 2",
+    )
+
     # --- Redis -------------------------------------------------------------------
     redis_url: SecretStr = Field(
         default=SecretStr(""), description="redis://[:password@]host:port/db; empty = local stack"
@@ -117,6 +125,13 @@ class Settings(BaseSettings):
         "record is routine",
     )
     max_abs_value: float = Field(default=1e12, gt=0)
+    max_future_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        description="an event time further ahead of the worker's clock is dead-lettered "
+        "(future_timestamp): applied, it would make every later event of its stream "
+        "out_of_order",
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int = Field(default=1, ge=1, le=256)
 
@@ -125,6 +140,15 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=1, le=65535)
     api_token: SecretStr = Field(
         default=SecretStr(""), description="bearer token; empty = no auth (loopback only)"
+    )
+    live_max_clients: int = Field(
+        default=256,
+        ge=1,
+        le=100_000,
+        description="live alert feed (/alerts/live) clients per API process; beyond: 503",
+    )
+    live_ping_seconds: float = Field(
+        default=15.0, gt=0, le=300, description="SSE keep-alive comment after this much silence"
     )
 
     api_viewer_token: SecretStr = Field(

@@ -40,6 +40,7 @@ from pipeline.state.base import (
     state_key,
     validate_stream,
 )
+from pipeline.state.reset import is_reset_marker
 
 router = APIRouter(tags=["streams"], dependencies=Authorized, responses=ERRORS)
 
@@ -65,7 +66,7 @@ def _summaries(context: ApiContext, rows: list[tuple[bytes, float]]) -> list[Str
 def _state_fields(context: ApiContext, blob: bytes | None) -> tuple[Any, int, int | None]:
     """(status, count, last_ts_ms) of one stored state; decoded one by one so a record
     from another model's layout marks only its own stream `unknown`."""
-    if blob is None:
+    if blob is None or is_reset_marker(blob):
         return "warming", 0, None
     try:
         states, _ = context.layout().decode([blob])

@@ -57,10 +57,12 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     from pipeline.worker.health import start_server, stop_server
     from pipeline.worker.loop import install_signal_handlers
-    from pipeline.worker.wiring import create_topics, open_worker
+    from pipeline.worker.startup import wait_for_services
+    from pipeline.worker.wiring import open_worker
 
     settings = settings_from_args(args, model_kind=args.model)
-    create_topics(settings)
+    if not wait_for_services(settings, early_stop):
+        return 0  # stopped while waiting: nothing was started
     worker = open_worker(settings)
     install_signal_handlers(worker)
     if early_stop.is_set():
@@ -187,10 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline.cli.api import add_commands as add_api_commands
     from pipeline.cli.labels import add_commands as add_label_commands
     from pipeline.cli.models import add_commands as add_model_commands
+    from pipeline.cli.streams import add_commands as add_stream_commands
 
     add_api_commands(sub)
     add_model_commands(sub)
     add_label_commands(sub)
+    add_stream_commands(sub)
     return parser
 
 

@@ -25,6 +25,11 @@ class TopicError(Exception):
     """A topic could not be validated, created or seen; the message is one line."""
 
 
+class BrokerUnreachable(TopicError):
+    """The broker did not answer (down, starting, or the network): worth waiting for,
+    unlike a bad name or a refused creation."""
+
+
 def check_topic_name(name: str) -> None:
     if not isinstance(name, str) or not _LEGAL_NAME.fullmatch(name) or name in (".", ".."):
         raise TopicError(
@@ -43,7 +48,7 @@ def _admin(bootstrap: str, security: dict[str, Any] | None, timeout_s: float) ->
             **(security or {}),
         )
     except KafkaError as exc:
-        raise TopicError(f"cannot reach Kafka at {bootstrap}: {_describe(exc)}") from None
+        raise BrokerUnreachable(f"cannot reach Kafka at {bootstrap}: {_describe(exc)}") from None
 
 
 def _describe(exc: BaseException) -> str:
@@ -97,7 +102,7 @@ def ensure_topics(
                     raise TopicError(f"cannot create topic {topic['name']}: {reason}")
         return _wait_for(admin, list(topics), timeout_s)
     except KafkaError as exc:
-        raise TopicError(f"Kafka at {bootstrap}: {_describe(exc)}") from None
+        raise BrokerUnreachable(f"Kafka at {bootstrap}: {_describe(exc)}") from None
     finally:
         admin.close()
 

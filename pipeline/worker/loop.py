@@ -51,6 +51,7 @@ from pipeline.contracts.columns import DecodedBatch, decode_columns
 from pipeline.contracts.deadletter import (
     DUPLICATE_TS,
     FEATURE_MISMATCH,
+    FUTURE_TIMESTAMP,
     OUT_OF_ORDER,
     Rejected,
     reject,
@@ -64,6 +65,7 @@ from pipeline.worker.alerting import alerts_of_event
 from pipeline.worker.batch import BatchColumns, ViewBuilder, deadletter_record, next_offsets
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.model_watch import ModelWatcher
+from pipeline.worker.resets import ResetWatcher, apply_resets, decode_states
 from pipeline.worker.stats import BATCH_BUCKETS, WorkerStats
 
 log = logging.getLogger(__name__)
@@ -91,9 +93,11 @@ class Worker:
         on_alert: Callable[[Alert], None] | None = None,
         watcher: ModelWatcher | None = None,
         senders: Sequence[SinkSender] = (),
+        resets: ResetWatcher | None = None,
     ) -> None:
         self.settings = settings
         self.watcher = watcher
+        self.resets = resets
         self.source = source
         self.sink = sink
         self.store = store
@@ -109,6 +113,11 @@ class Worker:
         self.store_down = False
         self._peaks: dict[tuple[int, str], float] = {}  # until the checkpoint saves them
         self.checkpoint = Checkpoint(detector.layout, settings.history_length)
+        self._horizon_ms = 0  # the latest event time accepted, set per batch
+        self._future_detail = (
+            f"ts is more than {settings.max_future_seconds:g} s ahead of the worker's clock "
+            "(max_future_seconds)"
+        )
         # Save and commit before partitions move to another worker (called inside poll).
         source.on_revoke(self._revoked)
 
@@ -177,6 +186,9 @@ class Worker:
         if not cp.batches:
             cp.clear()  # states loaded for batches that applied nothing
             return
+        if self.resets is not None:  # a reset stream held here must not be saved back
+            reset = self._with_backoff(self.resets.poll)
+            self.stats.streams_reset += apply_resets(cp, self.detector.layout, reset)
         lag = [(f"=lag:{t}:{p}", n) for (t, p), n in self.source.lag(cp.offsets).items()]
         items, view = cp.save_args(lag)
         written = self._with_backoff(lambda: self.store.save(items, view))
@@ -256,7 +268,10 @@ class Worker:
         rows = cp.rows_of(cols.stream_ids)
         states = cp.states[rows]
 
-        # 3. step the detector, one batched call per round
+        # 3. step the detector, one batched call per round; an event further ahead of
+        #    this worker's clock than max_future_seconds is dead-lettered, never applied
+        #    (applied, it would make every later event of its stream out of order)
+        self._horizon_ms = int((time.time() + s.max_future_seconds) * 1000)
         alerts: list[Alert] = []
         dirty = np.zeros(len(cols.stream_ids), dtype=bool)
         view = ViewBuilder(cols, s.history_length, s.peak_bucket_seconds * 1000, s.alert_clear)
@@ -318,19 +333,19 @@ class Worker:
         layout = self.detector.layout
         blobs = self.store.load(stream_ids) if stream_ids else []
         try:
-            return layout.decode(blobs)
+            return decode_states(layout, blobs)
         except StateFormatError:
             # Decode one by one so a single bad record resets only its own stream.
             good: list[bytes | None] = []
             for sid, blob in zip(stream_ids, blobs, strict=True):
                 try:
-                    layout.decode([blob])
+                    decode_states(layout, [blob])
                     good.append(blob)
                 except StateFormatError as exc:
                     log.error("unreadable state for stream %r (%s); starting it afresh", sid, exc)
                     self.stats.states_reset += 1
                     good.append(None)
-            return layout.decode(good)
+            return decode_states(layout, good)
 
     def _apply_round(
         self,
@@ -349,18 +364,21 @@ class Worker:
         st = states[sidx]
         started = st["count"] > 0
         replay = (st["partition"] == part) & (offs <= st["offset"])
-        older = started & ~replay & (ts < st["last_ts"])
-        same_ts = started & ~replay & (ts == st["last_ts"])
-        mismatch = started & ~replay & ~older & ~same_ts & (st["feature_tag"] != ftag)
+        future = ~replay & (ts > self._horizon_ms)
+        judged = started & ~replay & ~future  # checked against the stream's last event
+        older = judged & (ts < st["last_ts"])
+        same_ts = judged & (ts == st["last_ts"])
+        mismatch = judged & ~older & ~same_ts & (st["feature_tag"] != ftag)
         self.stats.replays_skipped += int(replay.sum())
         for flag, reason, why in (
+            (future, FUTURE_TIMESTAMP, self._future_detail),
             (older, OUT_OF_ORDER, "ts is older than the stream's last applied event"),
             (same_ts, DUPLICATE_TS, "ts equals the stream's last applied event"),
             (mismatch, FEATURE_MISMATCH, "feature names differ from the stream's first event"),
         ):
             for j in members[flag].tolist():
                 decoded.rejected.append(reject(batch.record(decoded.rows[j]), reason, why))
-        ok = ~(replay | older | same_ts | mismatch)
+        ok = ~(replay | future | older | same_ts | mismatch)
         good = np.flatnonzero(ok)
         if len(good) == 0:
             return np.zeros(0, dtype=np.int64)

@@ -27,6 +27,7 @@ class WorkerStats:
     streams_created: int = 0
     rewarmed: int = 0
     states_reset: int = 0
+    streams_reset: int = 0  # held in memory when an operator reset them
     writes_refused: int = 0
     commit_failures: int = 0
     model_swaps: int = 0

@@ -18,6 +18,7 @@ from pipeline.state.labels import SilenceCache
 from pipeline.state.redis import connect_redis, open_store
 from pipeline.worker.loop import Worker, configure_torch
 from pipeline.worker.model_watch import ModelWatcher
+from pipeline.worker.resets import ResetWatcher
 
 
 def topic_layout(settings: Settings) -> dict[str, int]:
@@ -32,8 +33,10 @@ def topic_layout(settings: Settings) -> dict[str, int]:
     return topics
 
 
-def create_topics(settings: Settings) -> None:
-    ensure_topics(settings.kafka_bootstrap(), topic_layout(settings), settings.kafka_security())
+def create_topics(settings: Settings, timeout_s: float = 15.0) -> None:
+    ensure_topics(
+        settings.kafka_bootstrap(), topic_layout(settings), settings.kafka_security(), timeout_s
+    )
 
 
 def make_source(settings: Settings, client_id: str = "vigil-worker") -> EventSource:
@@ -94,5 +97,5 @@ def build_worker(
     watcher = ModelWatcher(settings, store, registry, current=loaded)
     return Worker(
         settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher,
-        senders=open_senders(settings),
+        senders=open_senders(settings), resets=ResetWatcher(store.client, settings.redis_prefix),
     )  # fmt: skip
