@@ -48,6 +48,8 @@ _COUNTERS = (
      "State writes refused by fencing (newer state in Redis)."),
     ("store_retries", "vigil_worker_store_retries", "Redis calls retried after a failure."),
     ("model_swaps", "vigil_worker_model_swaps", "Switches to a newly promoted model version."),
+    ("streams_reset", "vigil_worker_streams_reset",
+     "Streams held in memory replaced after an operator reset them."),
 )  # fmt: skip
 
 

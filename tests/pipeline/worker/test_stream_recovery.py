@@ -13,7 +13,7 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from pipeline.api.app import create_app
-from pipeline.contracts.events import FEATURE_MISMATCH, FUTURE_TIMESTAMP
+from pipeline.contracts.deadletter import FEATURE_MISMATCH, FUTURE_TIMESTAMP
 from pipeline.local.stack import StackInfo
 from pipeline.settings import Settings
 from pipeline.state.base import state_key
