@@ -46,7 +46,6 @@ class Settings(BaseSettings):
     )
     events_topic: str = "vigil.events"
     alerts_topic: str = "vigil.alerts"
-    scores_topic: str = Field(default="", description="publish every score here when set")
     deadletter_topic: str = "vigil.deadletter"
     group_id: str = "vigil"
     topic_partitions: int = Field(default=4, ge=1, le=10_000)

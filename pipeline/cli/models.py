@@ -123,9 +123,9 @@ def add_commands(sub: Any) -> None:
 
     p = sub.add_parser("train", help="train a model version on recent history")
     add_settings_flags(p)
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--from-topic", action="store_true", help="the events topic (default)")
-    source.add_argument("--csv", nargs="+", metavar="PATH", help="CSV files or folders")
+    p.add_argument(
+        "--csv", nargs="+", metavar="PATH", help="CSV files or folders (default: the events topic)"
+    )
     p.add_argument("--scratch", action="store_true", help="fresh weights, not the live model's")
     p.add_argument("--promote", choices=["auto", "never", "force"], default="auto",
                    help="auto: only if it beats the live model on held-out data")  # fmt: skip

@@ -1,4 +1,4 @@
-"""NAB evaluation and River baseline backtests: the file side of `detectors.evaluation.nab_scoring`.
+"""NAB evaluation of score files: the file side of `detectors.evaluation.nab_scoring`.
 
 Score files follow NAB's results layout, ``<category>/<detector>_<file>.csv`` with columns
 ``timestamp,value,anomaly_score,label``, found anywhere below a scores directory (so both
@@ -9,15 +9,10 @@ Score files follow NAB's results layout, ``<category>/<detector>_<file>.csv`` wi
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
-import time
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -55,15 +50,6 @@ class DetectorReport:
     results: dict[str, CorpusResult]
 
 
-@dataclass(frozen=True)
-class BacktestReport:
-    """What `run_baseline_backtest` wrote, for the CLI to summarise."""
-
-    files: tuple[Path, ...]
-    rows: int
-    seconds: float
-
-
 # --- reading ---------------------------------------------------------------------------
 
 
@@ -80,16 +66,6 @@ def _read_csv(path: Path, columns: Sequence[str]) -> list[list[str]]:
     """The named columns of a CSV with a header row, as strings, in file order."""
     table = read_csv_table(path)
     return [list(row) for row in zip(*(table.column(c) for c in columns), strict=True)]
-
-
-def _floats(raw: Iterable[str], path: Path, column: str) -> npt.NDArray[np.float64]:
-    values = []
-    for line, text in enumerate(raw, start=2):
-        try:
-            values.append(float(text))
-        except ValueError:
-            raise EvaluateError(f"{path}:{line}: {column} {text!r} is not a number") from None
-    return np.array(values, dtype=np.float64)
 
 
 def read_series(path: str | Path) -> tuple[list[str], list[str]]:
@@ -333,99 +309,3 @@ def run_evaluate(
     if per_file:
         console.print(_per_file_table(reports))
     return 0
-
-
-# --- baseline backtest -----------------------------------------------------------------
-
-
-def _labels(stamps: Timestamps, windows: list[tuple[np.datetime64, np.datetime64]]) -> list[int]:
-    inside = np.zeros(len(stamps), dtype=bool)
-    for start, end in windows:
-        inside |= (stamps >= start) & (stamps <= end)
-    return inside.astype(int).tolist()
-
-
-def _backtest_one(
-    detector: str,
-    source: Path,
-    target: Path,
-    windows: list[tuple[np.datetime64, np.datetime64]],
-) -> int:
-    """Run one baseline over one file and write its NAB-layout scores; returns rows.
-
-    Module level so a spawned worker process can import it.
-    """
-    from detectors.evaluation.river_baselines import BASELINES, run_series
-
-    stamps, raw_values = read_series(source)
-    values = _floats(raw_values, source, "value")
-    scores = run_series(BASELINES[detector](), values.tolist())
-    labels = _labels(_timestamps(stamps, str(source)), windows)
-    partial = target.with_name(target.name + ".partial")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with partial.open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(("timestamp", "value", "anomaly_score", "label"))
-            writer.writerows(zip(stamps, raw_values, scores.tolist(), labels, strict=True))
-        partial.replace(target)
-    except OSError as exc:
-        raise EvaluateError(f"cannot write {target}: {exc.strerror}") from None
-    return len(stamps)
-
-
-def data_files(data_dir: str | Path) -> list[str]:
-    """Relative names (``category/file.csv``) of the series in a NAB-layout data directory."""
-    data_dir = Path(data_dir)
-    if not data_dir.is_dir():
-        raise EvaluateError(f"data directory {data_dir} does not exist")
-    names = sorted(p.relative_to(data_dir).as_posix() for p in data_dir.glob("*/*.csv"))
-    if not names:
-        raise EvaluateError(f"no <category>/<file>.csv series in {data_dir}")
-    return names
-
-
-def run_baseline_backtest(
-    data_dir: str | Path, out_dir: str | Path, names: Sequence[str], workers: int | None = None
-) -> BacktestReport:
-    """Score every series in ``data_dir`` with each named River baseline, in parallel.
-
-    Writes ``out_dir/<category>/<name>_<file>.csv`` (what `run_evaluate` reads). Labels
-    come from ``data_dir/windows.json`` when present, else 0. Files run in separate
-    processes, largest first so the last one to finish is short; workers are spawned, not
-    forked, so a caller's threads (Kafka clients, torch) cannot deadlock them. Spawning
-    re-imports the caller's main module, so a script calling this needs the usual
-    ``if __name__ == "__main__":`` guard (the ``vigil`` entry point has one).
-    """
-    # River is the [eval] extra: imported when a baseline runs, not with this module.
-    from detectors.evaluation.river_baselines import BASELINES
-
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    unknown = [n for n in names if n not in BASELINES]
-    if unknown or not names:
-        choices = ", ".join(sorted(BASELINES))
-        raise EvaluateError(f"unknown baseline {unknown[0] if unknown else ''!r}; use {choices}")
-    files = data_files(data_dir)
-    windows_path = data_dir / "windows.json"
-    windows = read_windows(windows_path) if windows_path.exists() else {}
-    jobs = sorted(
-        ((n, f) for n in names for f in files),
-        key=lambda job: -(data_dir / job[1]).stat().st_size,
-    )
-    started = time.perf_counter()
-    written = []
-    rows = 0
-    with ProcessPoolExecutor(
-        max_workers=workers or os.cpu_count() or 1, mp_context=get_context("spawn")
-    ) as pool:
-        futures = []
-        for name, file in jobs:
-            category, base = file.split("/", 1)
-            target = out_dir / category / f"{name}_{base}"
-            written.append(target)
-            futures.append(
-                pool.submit(_backtest_one, name, data_dir / file, target, windows.get(file, []))
-            )
-        for future in futures:
-            rows += future.result()
-    return BacktestReport(tuple(written), rows, time.perf_counter() - started)

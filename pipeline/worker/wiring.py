@@ -23,14 +23,11 @@ from pipeline.worker.resets import ResetWatcher
 
 def topic_layout(settings: Settings) -> dict[str, int]:
     """The topics Vigil uses and their partition counts."""
-    topics = {
+    return {
         settings.events_topic: settings.topic_partitions,
         settings.alerts_topic: settings.topic_partitions,
         settings.deadletter_topic: 1,
     }
-    if settings.scores_topic:
-        topics[settings.scores_topic] = settings.topic_partitions
-    return topics
 
 
 def create_topics(settings: Settings, timeout_s: float = 15.0) -> None:

@@ -16,7 +16,6 @@ from pipeline.evaluation.evaluate import (
     evaluate_detectors,
     read_scores_dir,
     read_series,
-    run_baseline_backtest,
     run_evaluate,
 )
 
@@ -194,34 +193,22 @@ def test_missing_score_column_is_refused(data_dir: Path, tmp_path: Path) -> None
     assert "no 'anomaly_score' column" in _error(data_dir, scores)
 
 
-def test_baseline_backtest_writes_nab_layout_that_evaluates(data_dir: Path, tmp_path: Path) -> None:
+def test_baseline_backtests_evaluate_beside_each_other(data_dir: Path, tmp_path: Path) -> None:
+    """River baselines go through `vigil backtest` (the path Vigil takes) into NAB layout."""
+    from pipeline.cli.main import main
+
     out = tmp_path / "out"
-    report = run_baseline_backtest(data_dir, out, ["hst", "snarimax"], workers=2)
-    assert report.rows == 2 * 300
-    assert sorted(p.relative_to(out).as_posix() for p in report.files) == [
-        "catA/hst_series_one.csv",
-        "catA/snarimax_series_one.csv",
-        "catB/hst_two_parts.csv",
-        "catB/snarimax_two_parts.csv",
-    ]
+    for detector in ("hst", "snarimax"):
+        argv = ["backtest", str(data_dir), "--out", str(out), "--format", "nab"]
+        assert main([*argv, "--detector", detector, "--jobs", "1"]) == 0
     with (out / "catB" / "snarimax_two_parts.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     stamps, values = read_series(data_dir / "catB" / "two_parts.csv")
     assert [r["timestamp"] for r in rows] == stamps
     assert [r["value"] for r in rows] == values
-    assert sum(int(r["label"]) for r in rows) == 10 + 30
     assert all(0.0 <= float(r["anomaly_score"]) <= 1.0 for r in rows)
     reports = evaluate_detectors(data_dir, None, [out])
     assert sorted(r.detector for r in reports) == ["hst", "snarimax"]
-
-
-def test_backtest_refuses_unknown_baselines_and_bad_paths(tmp_path: Path) -> None:
-    with pytest.raises(EvaluateError, match="unknown baseline 'arima'; use hst, snarimax"):
-        run_baseline_backtest(tmp_path, tmp_path / "out", ["hst", "arima"])
-    with pytest.raises(EvaluateError, match="does not exist"):
-        run_baseline_backtest(tmp_path / "nowhere", tmp_path / "out", ["hst"])
-    with pytest.raises(EvaluateError, match=r"no <category>/<file>\.csv series"):
-        run_baseline_backtest(tmp_path, tmp_path / "out", ["hst"])
 
 
 @pytest.mark.skipif(not DEV_SPLIT.is_dir(), reason="NAB dev split not present")
