@@ -135,7 +135,7 @@ def test_vigil_train_and_models_commands(
 
     with pytest.raises(UserError, match="no model version"):
         cli(["models", *common, "promote", "v0099-gru-h64-00000000"])
-    with pytest.raises(UserError, match="missing.csv: no such file or folder"):
+    with pytest.raises(UserError, match=r"missing\.csv: no such file or folder"):
         cli(["train", *common, "--csv", str(tmp_path / "missing.csv")])
 
 
