@@ -4,10 +4,9 @@ A run reads recent history, trains a challenger (fine-tuned from the live model,
 scratch), measures it and the live champion on the same held-out recent data, registers
 it, and promotes it only if it wins (champion/challenger), unless told otherwise.
 
-`vigil trainer` replicas share a Redis lock (SET NX PX with a random token; renewed while
-training; released by a Lua compare-and-delete so a replica can never free a lock it no
-longer owns). A replica that loses the lock mid-run (paused past the TTL) discards its
-result instead of registering it, so two results never race to promotion.
+`vigil trainer` replicas share a Redis lock (`pipeline.models.lock`), renewed while a run
+lasts. A replica that loses the lock mid-run (paused past the TTL) discards its result
+instead of registering it, so two results never race to promotion.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ from __future__ import annotations
 import argparse
 import logging
 import resource
-import secrets
 import signal
 import threading
 import time
@@ -29,6 +27,7 @@ import torch
 
 from detectors.forecaster import ForecasterConfig, pick_device
 from detectors.training.train import TrainConfig, TrainReport, evaluate_loss, train_forecaster
+from pipeline.models.lock import Renewer, TrainerLock
 from pipeline.models.registry import ModelRegistry, ModelVersion, RegistryError
 from pipeline.models.training_data import History, TrainingSet, build_training_set
 from pipeline.settings import Settings, SettingsError
@@ -247,65 +246,6 @@ def run_bench(n_events: int, n_streams: int, console: Any) -> int:
     return 0
 
 
-# --- the lock ---------------------------------------------------------------------------
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-
-class TrainerLock:
-    """A Redis lock with an owner token: only its owner renews or releases it."""
-
-    def __init__(self, client: redis.Redis, key: str, ttl_seconds: float) -> None:
-        self.client = client
-        self.key = key
-        self.ttl_ms = max(100, int(ttl_seconds * 1000))
-        self.token = secrets.token_hex(16)
-        self._renew = client.register_script(_RENEW)
-        self._release = client.register_script(_RELEASE)
-
-    def acquire(self) -> bool:
-        return bool(self.client.set(self.key, self.token, nx=True, px=self.ttl_ms))
-
-    def renew(self) -> bool:
-        return bool(self._renew(keys=[self.key], args=[self.token, self.ttl_ms]))
-
-    def release(self) -> bool:
-        return bool(self._release(keys=[self.key], args=[self.token]))
-
-
-class _Renewer(threading.Thread):
-    """Keeps a held lock alive while a run lasts; notes if it was lost."""
-
-    def __init__(self, lock: TrainerLock) -> None:
-        super().__init__(name="trainer-lock-renewer", daemon=True)
-        self.lock = lock
-        self.lost = False
-        self._done = threading.Event()
-
-    def run(self) -> None:
-        while not self._done.wait(self.lock.ttl_ms / 3000.0):
-            try:
-                if not self.lock.renew():
-                    self.lost = True
-                    return
-            except redis.RedisError as exc:
-                log.warning("could not renew the trainer lock: %s", exc)
-
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
-
-
 Job = Callable[[str, Callable[[], bool]], object]
 
 
@@ -332,7 +272,7 @@ class Trainer:
         if not self.lock.acquire():
             log.info("another trainer holds the lock; skipping this %s run", reason)
             return False
-        renewer = _Renewer(self.lock)
+        renewer = Renewer(self.lock)
         renewer.start()
         try:
             self.job(reason, lambda: not renewer.lost)

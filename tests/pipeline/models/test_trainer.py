@@ -19,7 +19,7 @@ from detectors.training.train import TrainConfig
 from pipeline.cli.models import add_commands
 from pipeline.local.stack import StackInfo
 from pipeline.models.registry import ModelRegistry
-from pipeline.models.trainer import Trainer, TrainerLock, TrainOptions, train_version
+from pipeline.models.trainer import Trainer, TrainOptions, train_version
 from pipeline.models.training_data import History, StreamSeries
 from pipeline.settings import Settings, load_settings
 from pipeline.state.redis import open_store
@@ -171,20 +171,6 @@ def test_two_trainers_never_train_at_once(stack: StackInfo, topic_names: Any) ->
     # Released by its owner: the other replica can train now.
     assert second.run_once("schedule") is True
     assert ran == ["schedule", "schedule"]
-
-
-def test_an_expired_lock_is_not_released_by_its_old_owner(
-    stack: StackInfo, topic_names: Any, redis_client: redis.Redis
-) -> None:
-    a = TrainerLock(redis_client, "lock-test", ttl_seconds=0.2)
-    b = TrainerLock(redis_client, "lock-test", ttl_seconds=5)
-    assert a.acquire()
-    assert not b.acquire()
-    time.sleep(0.4)
-    assert b.acquire()  # a's lock expired
-    assert not a.renew() and not a.release()
-    assert redis_client.get("lock-test") == b.token.encode()
-    assert b.release()
 
 
 def test_requests_collapse_into_one_run(stack: StackInfo, topic_names: Any) -> None:
