@@ -6,10 +6,7 @@ never read settings from the environment and tests can build as many apps as the
 
 from __future__ import annotations
 
-import math
 import secrets
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -24,25 +21,25 @@ from pipeline.models.registry import ModelRegistry
 from pipeline.models.serving import build_detector
 from pipeline.settings import Settings
 from pipeline.state.redis import RedisStateStore
+from pipeline.worker.model_watch import ModelWatcher
 
 
 @dataclass
 class ApiContext:
     """Settings plus the one Redis client the API shares between requests.
 
-    The model the API decodes states with is the live one of the registry (what the
-    workers serve, so what wrote the states), re-checked at most every
-    `model_poll_seconds` as the workers do. It loads lazily: /healthz must answer even
-    when no model loads, and /readyz reports that instead of the app failing to start.
+    States are decoded with the model the workers serve: the registry's live version,
+    followed by the workers' own `ModelWatcher` (re-checked every `model_poll_seconds`,
+    and a version the workers would refuse is refused here too). It loads lazily:
+    /healthz must answer even when no model loads, and /readyz reports that instead of
+    the app failing to start.
     """
 
     settings: Settings
     redis: redis.Redis
-    clock: Callable[[], float] = time.monotonic
     _registry: ModelRegistry | None = field(default=None, repr=False)
-    _model: LoadedModel | None = field(default=None, repr=False)
+    _watcher: ModelWatcher | None = field(default=None, repr=False)
     _layout: StateLayout | None = field(default=None, repr=False)
-    _checked_at: float = field(default=-math.inf, repr=False)
 
     def registry(self) -> ModelRegistry:
         if self._registry is None:
@@ -52,14 +49,11 @@ class ApiContext:
 
     def model(self) -> LoadedModel:
         """The live model; RegistryError when it does not load (/readyz says why)."""
-        now = self.clock()
-        if self._model is None or now - self._checked_at >= self.settings.model_poll_seconds:
-            registry = self.registry()
-            live = registry.live_id() or registry.shipped_id()
-            if self._model is None or self._model.version != live:
-                self._model, self._layout = registry.load(live), None
-            self._checked_at = now
-        return self._model
+        if self._watcher is None:
+            self._watcher = ModelWatcher(self.registry(), self.settings.model_poll_seconds)
+        elif self._watcher.poll() is not None:
+            self._layout = None
+        return self._watcher.current
 
     def layout(self) -> StateLayout:
         model = self.model()

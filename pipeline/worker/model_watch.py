@@ -16,8 +16,7 @@ from collections.abc import Callable
 
 from detectors.forecaster import LoadedModel
 from pipeline.models.registry import ModelRegistry, RegistryError
-from pipeline.settings import Settings
-from pipeline.state.base import StateStore, StoreUnavailable
+from pipeline.state.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +26,17 @@ class ModelWatcher:
 
     def __init__(
         self,
-        settings: Settings,
-        store: StateStore,
         registry: ModelRegistry,
+        poll_seconds: float,
         current: LoadedModel | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = settings
-        self.store = store
         self.registry = registry
+        self.poll_seconds = poll_seconds  # settings.model_poll_seconds
         self.clock = clock
         self.current = current if current is not None else registry.live_model()
         self.refused: set[str] = set()
-        self._next_check = clock() + settings.model_poll_seconds
+        self._next_check = clock() + poll_seconds
 
     @property
     def version(self) -> str:
@@ -50,7 +47,7 @@ class ModelWatcher:
         now = self.clock()
         if now < self._next_check:
             return None
-        self._next_check = now + self.settings.model_poll_seconds
+        self._next_check = now + self.poll_seconds
         try:
             wanted = self.registry.live_id() or self.registry.shipped_id()
         except StoreUnavailable as exc:

@@ -91,7 +91,7 @@ def build_worker(
     registry = ModelRegistry(settings, store)
     loaded = registry.live_model()  # the live version, or the shipped generic model
     detector = build_detector(settings, loaded)
-    watcher = ModelWatcher(settings, store, registry, current=loaded)
+    watcher = ModelWatcher(registry, settings.model_poll_seconds, current=loaded)
     return Worker(
         settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher,
         senders=open_senders(settings), resets=ResetWatcher(store.client, settings.redis_prefix),

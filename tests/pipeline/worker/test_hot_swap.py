@@ -103,7 +103,7 @@ def test_promotion_and_rollback_while_a_worker_consumes(
     registry = ModelRegistry(s, store)
     serving = registry.live_model()
     generic = serving.version
-    watcher = ModelWatcher(s, store, ModelRegistry(s, open_store(s)), current=serving)
+    watcher = ModelWatcher(ModelRegistry(s, open_store(s)), s.model_poll_seconds, current=serving)
     worker = Worker(
         s,
         KafkaPythonSource(s, [s.events_topic]),

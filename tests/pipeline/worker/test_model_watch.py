@@ -45,7 +45,7 @@ def test_picks_up_a_promoted_version_and_a_rollback(
     registry, s = setup(stack, topic_names, tmp_path)
     clock = FakeClock()
     # Another process (a CLI, the trainer) promotes: the watcher has its own registry.
-    watcher = ModelWatcher(s, open_store(s), ModelRegistry(s, open_store(s)), clock=clock)
+    watcher = ModelWatcher(ModelRegistry(s, open_store(s)), s.model_poll_seconds, clock=clock)
     assert watcher.version == registry.shipped_id()
     vid = new_version(registry, 1)
 
@@ -69,7 +69,7 @@ def test_a_corrupt_version_is_refused_once_and_the_current_kept(
 ) -> None:
     registry, s = setup(stack, topic_names, tmp_path)
     clock = FakeClock()
-    watcher = ModelWatcher(s, open_store(s), ModelRegistry(s, open_store(s)), clock=clock)
+    watcher = ModelWatcher(ModelRegistry(s, open_store(s)), s.model_poll_seconds, clock=clock)
     good = new_version(registry, 1)
     registry.promote(good)
     clock.now += 2.0
