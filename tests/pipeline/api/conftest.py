@@ -35,6 +35,14 @@ def module_settings(stack: StackInfo, **overrides: object) -> Settings:
     return test_settings(stack, lambda kind: f"vigil.{kind}.api.{run}", **overrides)
 
 
+def run_on_memory(settings: Settings, events: list[tuple[bytes, bytes]]) -> None:
+    """A real worker (real Redis) over ``events`` from the in-memory Kafka double."""
+    broker = MemoryBroker()
+    worker = memory_worker(settings, broker)
+    broker.produce_all(settings.events_topic, events)
+    assert worker.run(idle_exit_s=0).records == len(events)
+
+
 def run_worker(settings: Settings, records: int) -> None:
     worker = open_worker(settings)
     stats = worker.run(max_records=records, idle_exit_s=20)
@@ -50,10 +58,7 @@ def api_settings(stack: StackInfo) -> Settings:
     spiked = sensor_events(N_STREAMS, PER_STREAM, seed=3, spike_at=SPIKE_AT)
     quiet = sensor_events(N_STREAMS, PER_STREAM, seed=3, spike_at=None)
     events = [q if int(q[0][2:]) % 2 else e for e, q in zip(spiked, quiet, strict=True)]
-    broker = MemoryBroker()
-    worker = memory_worker(settings, broker)
-    broker.produce_all(settings.events_topic, events)
-    assert worker.run(idle_exit_s=0).records == len(events)
+    run_on_memory(settings, events)
     return settings
 
 

@@ -17,9 +17,8 @@ from pipeline.contracts.events import encode_event
 from pipeline.local.stack import StackInfo
 from pipeline.settings import Settings
 from pipeline.state.labels import SilenceCache
-from pipeline.worker.wiring import create_topics
-from tests.pipeline.api.conftest import TOKEN, module_settings, run_worker
-from tests.pipeline.kafka.helpers import produce, sensor_events
+from tests.pipeline.api.conftest import TOKEN, module_settings, run_on_memory
+from tests.pipeline.kafka.helpers import sensor_events
 
 VIEWER = "viewer-token-456"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -32,12 +31,10 @@ def settings(stack: StackInfo) -> Settings:
     """Six streams, one spike each at minute 90, episodes resolved after 10 quiet minutes;
     streams 4 and 5 get a second spike at minute 125, whose episodes are still open."""
     s = module_settings(stack, api_token=TOKEN, api_viewer_token=VIEWER, alert_quiet_seconds=600)
-    create_topics(s)
     events = [
         _second_spike(key, value) for key, value in sensor_events(6, 130, seed=5, spike_at=90)
     ]
-    produce(s.bootstrap_servers, s.events_topic, events)
-    run_worker(s, len(events))
+    run_on_memory(s, events)
     return s
 
 
