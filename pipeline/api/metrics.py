@@ -9,6 +9,7 @@ whichever API replica Prometheus scrapes. Hash fields read:
     batch_le_<upper bound>                                 cumulative histogram buckets
     deadletter:<reason>                                    dead letters by reason
     model_version                                          the version last served
+    trainer_last_success_s                                 epoch seconds of the last training
     lag:<topic>:<partition>                                consumer lag, if workers set it
 
 Unknown fields are ignored, so workers can add counters before the API shows them.
@@ -31,7 +32,7 @@ _COUNTERS = (
 )
 
 
-def _label(value: str) -> str:
+def label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
@@ -70,7 +71,7 @@ def render_metrics(
     reasons = sorted(f.removeprefix("deadletter:") for f in fields if f.startswith("deadletter:"))
     metric(
         "vigil_deadletters_total", "counter", "Records sent to the dead-letter topic, by reason.",
-        [(f'{{reason="{_label(r)}"}}', _float(fields[f"deadletter:{r}"])) for r in reasons],
+        [(f'{{reason="{label(r)}"}}', _float(fields[f"deadletter:{r}"])) for r in reasons],
     )  # fmt: skip
 
     bounds = sorted(
@@ -90,15 +91,21 @@ def render_metrics(
     for f in sorted(fields):
         if f.startswith("lag:"):
             topic, _, partition = f.removeprefix("lag:").rpartition(":")
-            labels = f'{{topic="{_label(topic)}",partition="{_label(partition)}"}}'
+            labels = f'{{topic="{label(topic)}",partition="{label(partition)}"}}'
             lags.append((labels, _float(fields[f])))
     if lags:
         metric("vigil_consumer_lag", "gauge", "Records behind the end of each partition.", lags)
 
+    trained = fields.get("trainer_last_success_s")
+    if trained:
+        metric("vigil_trainer_last_success_timestamp_seconds", "gauge",
+               "When a training run last finished (epoch seconds).",
+               [("", _float(trained))])  # fmt: skip
+
     version = fields.get("model_version")
     if version:
         metric("vigil_model_info", "gauge", "The model version workers serve.",
-               [(f'{{version="{_label(version)}"}}', 1.0)])  # fmt: skip
+               [(f'{{version="{label(version)}"}}', 1.0)])  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from kafka import KafkaAdminClient
 
 from pipeline.api.deps import ERRORS, ApiContext, Authorized, Context
+from pipeline.api.lag import committed_lag, render_lag
 from pipeline.api.metrics import collect_metrics
 from pipeline.api.model_info import model_versions
 from pipeline.api.schemas import ModelsView, Readiness
@@ -80,7 +81,9 @@ async def readyz(context: Context) -> JSONResponse:
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(context: Context) -> PlainTextResponse:
     """Prometheus text format: worker counters (summed over workers), streams, alerts."""
-    text = collect_metrics(context.redis, context.settings.redis_prefix)
+    settings = context.settings
+    text = collect_metrics(context.redis, settings.redis_prefix)
+    text += render_lag(committed_lag(settings), settings.group_id)
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 

@@ -31,7 +31,7 @@ from pipeline.models.lock import Renewer, TrainerLock
 from pipeline.models.registry import ModelRegistry, ModelVersion, RegistryError
 from pipeline.models.training_data import History, TrainingSet, build_training_set
 from pipeline.settings import Settings, SettingsError
-from pipeline.state.base import meta_key
+from pipeline.state.base import meta_key, metrics_key
 
 log = logging.getLogger(__name__)
 
@@ -260,6 +260,7 @@ class Trainer:
             client, meta_key(settings.redis_prefix, "trainer-lock"), settings.trainer_lock_seconds
         )
         self.requests_key = meta_key(settings.redis_prefix, "trainer-requests")
+        self.metrics_key = metrics_key(settings.redis_prefix)
         self.runs = 0
         self._signalled = threading.Event()
 
@@ -277,6 +278,8 @@ class Trainer:
         try:
             self.job(reason, lambda: not renewer.lost)
             self.runs += 1
+            # for the "trainer stale" alert (`vigil_trainer_last_success_timestamp_seconds`)
+            self.client.hset(self.metrics_key, "trainer_last_success_s", time.time())
         except Exception as exc:
             log.error("training run (%s) failed: %s", reason, exc)
         finally:

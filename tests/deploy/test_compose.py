@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pipeline.api.lag import render_lag
 from pipeline.api.metrics import render_metrics
 from tests.deploy.manifests import ROOT, project_version
 
@@ -151,7 +152,8 @@ def test_prometheus_and_grafana_use_metrics_the_api_serves() -> None:
     assert job["authorization"]["type"] == "Bearer"
     fields = {"batch_le_0.1": "1", "batches": "1", "deadletter:bad_json": "1",
               "model_version": "v", "lag:t:0": "0"}  # fmt: skip
-    served = set(re.findall(r"^# TYPE (\w+)", render_metrics(fields, 1, 1, True), flags=re.M))
+    text = render_metrics(fields, 1, 1, True) + render_lag({("t", 0): 0}, "g")
+    served = set(re.findall(r"^# TYPE (\w+)", text, flags=re.M))
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "vigil.json").read_text())
     used = set()
     for panel in dashboard["panels"]:
