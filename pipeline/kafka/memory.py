@@ -152,10 +152,17 @@ class MemorySource:
         self._owned: set[TopicPartition] = set()
         self._position: dict[TopicPartition, int] = {}
         self._on_revoke: list[PartitionsCallback] = []
+        self._on_assign: list[PartitionsCallback] = []
+        self._rebalanced = False  # the first poll completes the join, as with Kafka
         broker._join(self)
 
     def on_revoke(self, callback: PartitionsCallback) -> None:
         self._on_revoke.append(callback)
+
+    def on_assign(self, callback: PartitionsCallback) -> None:
+        """Also call `callback` with the whole new assignment (maybe empty) each time a
+        rebalance changes it, and after the first poll."""
+        self._on_assign.append(callback)
 
     def _rebalance(self) -> None:
         broker = self.broker
@@ -170,12 +177,18 @@ class MemorySource:
                     broker._owner.pop((self.group, tp), None)
                     self._position.pop(tp, None)
                 self._owned -= lost
+        gained = False
         with broker._lock:
             for tp in sorted(target - self._owned):
                 if (self.group, tp) not in broker._owner:
                     broker._owner[(self.group, tp)] = self
                     self._owned.add(tp)
                     self._position[tp] = broker.committed(self.group, tp) or 0
+                    gained = True
+        if lost or gained or not self._rebalanced:
+            self._rebalanced = True
+            for callback in self._on_assign:
+                callback(set(self._owned))
 
     def poll(self, timeout_ms: int, max_records: int) -> RecordBatch:
         """Up to ``max_records`` records from the owned partitions, partition by partition;
@@ -206,6 +219,11 @@ class MemorySource:
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
         self.broker._commit(self, offsets)
 
+    def committed(self, partitions: set[TopicPartition]) -> dict[TopicPartition, int]:
+        """The group's committed next offsets of ``partitions`` (absent: none committed)."""
+        found = {tp: self.broker.committed(self.group, tp) for tp in partitions}
+        return {tp: offset for tp, offset in found.items() if offset is not None}
+
     def assignment(self) -> set[TopicPartition]:
         return set(self._owned)
 
@@ -228,9 +246,15 @@ class MemorySink:
         self.closed = False
 
     def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
     ) -> None:
-        self.broker.produce(topic, key, value, headers)
+        """Append a record; ``partition`` None lets the key pick it."""
+        self.broker.produce(topic, key, value, headers, partition)
 
     def flush(self) -> None:
         if self.closed:

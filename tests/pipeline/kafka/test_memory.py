@@ -31,6 +31,7 @@ def test_a_member_reads_from_the_committed_offset() -> None:
     assert first.assignment() == {("t", 0), ("t", 1)}
     taken = {(r.topic, r.partition): r.offset + 1 for r in batch.records()}
     first.commit(taken)
+    assert first.committed({("t", 0), ("t", 1)}) == taken
     first.close()
     second = broker.source(["t"], "g")
     rest = second.poll(0, 100).records()
@@ -43,9 +44,12 @@ def test_a_joining_member_gets_partitions_only_after_the_owner_revoked() -> None
     broker.create_topic("t", partitions=4)
     first = broker.source(["t"], "g")
     revoked: list[set[tuple[str, int]]] = []
+    assigned: list[set[tuple[str, int]]] = []
     first.on_revoke(revoked.append)
+    first.on_assign(assigned.append)
     first.poll(0, 10)
     assert len(first.assignment()) == 4
+    assert assigned == [first.assignment()]
     second = broker.source(["t"], "g")
     second.poll(0, 10)
     assert second.assignment() == set()  # still owned by first, which has not polled
@@ -54,6 +58,7 @@ def test_a_joining_member_gets_partitions_only_after_the_owner_revoked() -> None
     first.poll(0, 10)  # revoke runs inside poll, before the partitions move
     assert revoked == [{("t", 1), ("t", 3)}]
     assert first.assignment() == {("t", 0), ("t", 2)}
+    assert assigned[-1] == {("t", 0), ("t", 2)}
     with pytest.raises(CommitFailed, match="no longer assigned"):
         first.commit({("t", 1): 5})
     second.poll(0, 10)
@@ -76,12 +81,9 @@ def test_a_closed_member_gives_its_partitions_back() -> None:
 def test_the_sink_appends_with_headers() -> None:
     broker = MemoryBroker()
     sink = broker.sink()
-    sink.send("out", b"k", b"v", [("h", b"1")])
+    broker.create_topic("out", partitions=3)
+    sink.send("out", b"k", b"v", [("h", b"1")], partition=2)
     sink.flush()
     (record,) = broker.records("out")
-    assert (record.key, record.value, record.headers, record.offset) == (
-        b"k",
-        b"v",
-        [("h", b"1")],
-        0,
-    )
+    assert (record.key, record.value, record.headers) == (b"k", b"v", [("h", b"1")])
+    assert (record.partition, record.offset) == (2, 0)
