@@ -5,8 +5,8 @@ Two ways to run it:
 - `LocalStack`, a context manager whose children live and die with the Python process
   (the test session, `vigil demo`);
 - `stack_up` / `stack_status` / `stack_down`, for `vigil stack up|status|down`: detached
-  daemons recorded in `settings.stack_file()`, which is also where `Settings` finds the
-  broker and Redis addresses when none are configured.
+  daemons recorded in `settings.stack_file()`, which is also where the CLI
+  (`pipeline.cli.flags`) finds the broker and Redis addresses when none are configured.
 
 Linux only: readiness and process identity are read from /proc.
 
