@@ -10,16 +10,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from pipeline.cli.flags import with_recorded_stack
 from pipeline.kafka.topics import ensure_topics
-from pipeline.local import stack as stack_module
+from pipeline.local import services
 from pipeline.local.stack import (
     LocalStack,
     ProcessRecord,
+    StackAlreadyRunning,
     StackError,
     StackInfo,
     stack_down,
@@ -106,7 +108,7 @@ def test_broker_losing_the_port_race_is_detected(busy_port: int, tmp_path: Path)
     # Skip the free-port check to reproduce the race it cannot close: Tansu on a busy port
     # logs an error and exits 0, which must not be mistaken for a ready broker.
     with pytest.raises(StackError) as exc:
-        stack_module._launch(stack_module._broker(), busy_port, tmp_path, detached=False)
+        services.launch(services.broker(), busy_port, tmp_path, detached=False)
     message = _one_line(exc)
     assert message.startswith("broker exited during start-up:")
     assert "in use" in message.lower()
@@ -130,16 +132,16 @@ def test_stack_up_records_the_stack_and_down_stops_it(
         assert stack_status() == info
         assert info.is_running()
 
-        with pytest.raises(StackError) as exc:
+        with pytest.raises(StackAlreadyRunning) as exc:
             stack_up()
-        assert "already running" in _one_line(exc)
+        assert "already running" in _one_line(exc) and exc.value.info == info
     finally:
         stopped = stack_down()
 
     assert stopped == info
     for record in (info.broker, info.redis):
         assert not record.is_running()
-        assert not Path(f"/proc/{record.pid}").exists()  # stopped and reaped
+        assert not psutil.pid_exists(record.pid)  # stopped and reaped
     assert not stack_file().exists()
     assert stack_status() is None
     assert stack_down() is None
