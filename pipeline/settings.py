@@ -11,16 +11,26 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import tomllib
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from pipeline.service_links import service_link_names
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "VIGIL_"
+
+
+# Variables with the prefix that are read elsewhere, not settings: where the local stack
+# records itself, and the demo's extra NAB folder.
+_NOT_SETTINGS = frozenset(("VIGIL_HOME", "VIGIL_NAB_DIR"))
 
 
 class SettingsError(Exception):
@@ -75,6 +85,27 @@ class Settings(BaseSettings):
         le=86_400,
         description="at start, wait this long for Redis and the broker (with back-off) "
         "before giving up with exit status 2",
+    )
+
+    # --- An existing topic's own field names (`pipeline/contracts/mapping.py`) ------
+    # Empty event_features: records follow Vigil's event contract (the fast path).
+    event_features: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="mapped topic: the numeric fields (dotted paths, comma-separated in the "
+        "environment) that are the features; empty = Vigil's event contract",
+    )
+    event_stream_field: str = Field(
+        default="", description="mapped topic: the stream id's field; empty = the record key"
+    )
+    event_ts_field: str = Field(default="ts", description="mapped topic: the timestamp's field")
+    event_ts_format: Literal["auto", "iso8601", "epoch_s", "epoch_ms"] = Field(
+        default="auto",
+        description="mapped topic: auto = ISO 8601, or epoch seconds/ms told apart at 1e11",
+    )
+    event_meta_fields: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="mapped topic: fields carried into alerts as meta; empty = every "
+        "top-level field the mapping does not use",
     )
 
     # --- Redis -------------------------------------------------------------------
@@ -167,7 +198,13 @@ class Settings(BaseSettings):
     sink_timeout_s: float = Field(default=5.0, gt=0, le=120)
     dashboard_url: str = Field(default="", description="public URL of the dashboard, for links")
 
-    # --- Worker health and metrics -------------------------------------------------
+    # --- Worker health, metrics and logs ---------------------------------------------
+    progress_log_seconds: float = Field(
+        default=15.0, ge=0, description="a worker logs its counts and lag this often; 0 = off"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object per log line, for log collectors"
+    )
     worker_http_host: str = Field(
         default="127.0.0.1", description="address of the worker's /healthz, /readyz, /metrics"
     )
@@ -211,10 +248,36 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value
 
+    @field_validator("event_features", "event_meta_fields", mode="before")
+    @classmethod
+    def _field_list(cls, value: Any) -> Any:
+        """`amount,fee` from the environment or a flag; a list from a TOML file."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
     @model_validator(mode="after")
     def _hysteresis(self) -> Settings:
         if self.alert_clear > self.alert_threshold:
             raise ValueError("alert_clear must not exceed alert_threshold")
+        return self
+
+    @model_validator(mode="after")
+    def _mapping(self) -> Settings:
+        mapped = (
+            self.event_stream_field,
+            self.event_ts_field != "ts",
+            self.event_ts_format != "auto",
+            self.event_meta_fields,
+        )
+        if not self.event_features and any(mapped):
+            raise ValueError("a field mapping needs event_features (the numeric fields)")
+        paths = [*self.event_features, *self.event_meta_fields, self.event_stream_field]
+        for path in [*paths, self.event_ts_field]:
+            if (path and not all(path.split("."))) or path != path.strip():
+                raise ValueError(f"field path {path!r} has an empty part")
+        if len(self.event_features) > self.max_features:
+            raise ValueError(f"event_features lists more than max_features ({self.max_features})")
         return self
 
     def replace(self, **changes: Any) -> Settings:
@@ -287,24 +350,38 @@ def _first_error(exc: ValidationError) -> str:
     return f"invalid setting {where}: {message}"
 
 
+def read_config_file(config: str) -> dict[str, Any]:
+    """The settings in a TOML file (top-level keys or a `[vigil]` table); one-line errors."""
+    try:
+        with open(config, "rb") as fh:
+            raw = tomllib.load(fh)
+    except OSError as exc:
+        raise SettingsError(f"cannot read config file {config}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"config file {config} is not valid TOML: {exc}") from None
+    values: dict[str, Any] = raw.get("vigil", raw)
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise SettingsError(f"unknown setting {unknown[0]!r} in {config}")
+    return values
+
+
+def env_settings() -> set[str]:
+    """Names of the settings the environment sets (Kubernetes service links excluded)."""
+    links = service_link_names(os.environ, ENV_PREFIX)
+    return {
+        name
+        for name in Settings.model_fields
+        if f"{ENV_PREFIX}{name.upper()}" in os.environ.keys() - links
+    }
+
+
 def load_settings(config: str | None = None, **overrides: Any) -> Settings:
     """Build Settings from defaults < TOML file < environment < overrides.
 
     Raises SettingsError with a one-line message for any user mistake.
     """
-    file_values: dict[str, Any] = {}
-    if config:
-        try:
-            with open(config, "rb") as fh:
-                raw = tomllib.load(fh)
-        except OSError as exc:
-            raise SettingsError(f"cannot read config file {config}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise SettingsError(f"config file {config} is not valid TOML: {exc}") from None
-        file_values = raw.get("vigil", raw)
-        unknown = sorted(set(file_values) - set(Settings.model_fields))
-        if unknown:
-            raise SettingsError(f"unknown setting {unknown[0]!r} in {config}")
+    file_values = read_config_file(config) if config else {}
     links = service_link_names(os.environ, ENV_PREFIX)
     if links:
         log.warning(
@@ -317,7 +394,7 @@ def load_settings(config: str | None = None, **overrides: Any) -> Settings:
     unknown_env = sorted(
         k
         for k in os.environ
-        if k.startswith(ENV_PREFIX) and k not in env_names | links | {"VIGIL_HOME"}
+        if k.startswith(ENV_PREFIX) and k not in env_names | links | _NOT_SETTINGS
     )
     if unknown_env:
         raise SettingsError(f"unknown environment variable {unknown_env[0]}")

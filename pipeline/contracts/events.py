@@ -251,6 +251,39 @@ def _features(
     return tuple(names), tuple([_number(several[name], limit, name) for name in names])
 
 
+RecordError = _Reject
+"""What `parse_object` and `check_fields` raise: `.reason` (a code) and `.detail`."""
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """The record's JSON object (raises RecordError: malformed, non-finite, not an object)."""
+    obj = _parse(raw)
+    if type(obj) is not dict:
+        _fail(NOT_AN_OBJECT, f"value is {_json_type(obj)}, expected a JSON object")
+    return obj
+
+
+def check_fields(
+    obj: dict[str, Any],
+    key: bytes | None,
+    *,
+    max_features: int,
+    limit: float,
+    ts_ms: int | None = None,
+) -> tuple[str, int, tuple[str, ...], tuple[float, ...]]:
+    """(stream, ts_ms, features, values) of an object in the contract's shape, checked
+    (raises RecordError). `ts_ms` given: the caller has already decided the timestamp
+    (a field mapping with an explicit format) and `obj` needs no `ts`."""
+    stream = _stream(obj.get("stream", _MISSING), key)
+    if ts_ms is None:
+        ts = obj.get("ts", _MISSING)
+        if ts is _MISSING:
+            _fail(MISSING_FIELD, "no 'ts' field")
+        ts_ms = _timestamp(ts)
+    features, values = _features(obj, max_features, limit)
+    return stream, ts_ms, features, values
+
+
 def decode_record(
     record: ConsumerRecordLike,
     *,
@@ -267,15 +300,10 @@ def decode_record(
             _fail(EMPTY, "record has no value")
         if len(raw) > max_message_bytes:
             _fail(OVERSIZED, f"value is {len(raw)} bytes; the limit is {max_message_bytes}")
-        obj = _parse(raw)
-        if type(obj) is not dict:
-            _fail(NOT_AN_OBJECT, f"value is {_json_type(obj)}, expected a JSON object")
-        stream = _stream(obj.get("stream", _MISSING), record.key)
-        ts = obj.get("ts", _MISSING)
-        if ts is _MISSING:
-            _fail(MISSING_FIELD, "no 'ts' field")
-        ts_ms = _timestamp(ts)
-        features, values = _features(obj, max_features, limit)
+        obj = parse_object(raw)
+        stream, ts_ms, features, values = check_fields(
+            obj, record.key, max_features=max_features, limit=limit
+        )
     except _Reject as bad:
         return reject(record, bad.reason, bad.detail)
     # Known fields present: ts, one of value/values, and maybe stream; the rest is meta.

@@ -47,7 +47,7 @@ from detectors.detector import RecurrentDetector
 from detectors.policy import NONE
 from detectors.state import StateFormatError
 from pipeline.contracts.alerts import Alert
-from pipeline.contracts.columns import DecodedBatch, decode_columns
+from pipeline.contracts.columns import DecodedBatch
 from pipeline.contracts.deadletter import (
     DUPLICATE_TS,
     FEATURE_MISMATCH,
@@ -56,6 +56,7 @@ from pipeline.contracts.deadletter import (
     Rejected,
     reject,
 )
+from pipeline.contracts.mapping import batch_decoder
 from pipeline.kafka.base import EventSource, RecordBatch, RecordSink
 from pipeline.settings import Settings
 from pipeline.sinks.sender import SinkSender
@@ -65,6 +66,7 @@ from pipeline.worker.alerting import alerts_of_event
 from pipeline.worker.batch import BatchColumns, ViewBuilder, deadletter_record, next_offsets
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.model_watch import ModelWatcher
+from pipeline.worker.progress import ProgressLog
 from pipeline.worker.resets import ResetWatcher, apply_resets, decode_states
 from pipeline.worker.stats import BATCH_BUCKETS, WorkerStats
 
@@ -118,6 +120,8 @@ class Worker:
             f"ts is more than {settings.max_future_seconds:g} s ahead of the worker's clock "
             "(max_future_seconds)"
         )
+        self._decode = batch_decoder(settings)  # the contract's fast path unless mapped
+        self.progress = ProgressLog(settings.progress_log_seconds)
         # Save and commit before partitions move to another worker (called inside poll).
         source.on_revoke(self._revoked)
 
@@ -154,6 +158,7 @@ class Worker:
                         break
                 if max_records is not None and self.stats.records >= max_records:
                     break
+                self.progress.tick(self.stats)
             self.save_checkpoint()
         finally:
             if self.checkpoint.batches:  # leaving on an error: the batches taken in are whole
@@ -190,6 +195,7 @@ class Worker:
             reset = self._with_backoff(self.resets.poll)
             self.stats.streams_reset += apply_resets(cp, self.detector.layout, reset)
         lag = [(f"=lag:{t}:{p}", n) for (t, p), n in self.source.lag(cp.offsets).items()]
+        self.stats.lag = sum(n for _, n in lag) if lag else None
         items, view = cp.save_args(lag)
         written = self._with_backoff(lambda: self.store.save(items, view))
         ttl = int(self.settings.peak_retention_hours * 3600)
@@ -248,7 +254,7 @@ class Worker:
         applied_before = (self.stats.applied, self.stats.replays_skipped)
         self.stats.batches += 1
         # 1. decode and validate
-        decoded = decode_columns(
+        decoded = self._decode(
             records,
             max_features=self.detector.max_features,
             max_abs_value=s.max_abs_value,

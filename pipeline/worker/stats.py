@@ -35,6 +35,7 @@ class WorkerStats:
     # batch durations for Prometheus: how many took at most each of BATCH_BUCKETS seconds
     batch_buckets: list[int] = field(default_factory=lambda: [0] * len(BATCH_BUCKETS))
     batch_seconds: float = 0.0
+    lag: int | None = None  # records behind the partitions' ends at the last checkpoint
     started: float = field(default_factory=time.monotonic)
     first_batch_at: float | None = None  # monotonic time the first batch arrived
     last_batch_done: float | None = None  # monotonic time the last batch was committed

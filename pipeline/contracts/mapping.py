@@ -1,0 +1,224 @@
+"""Events from a topic that already exists, in its own field names.
+
+Teams rarely produce Vigil's contract (`stream`, `ts`, `value`/`values`); they have topics
+like ``{"account_id": "a-17", "event_time": "2026-11-21T10:00:00Z", "amount": 12.5,
+"merchant": "m-9"}``. A `FieldMapping` (settings ``event_*``, see `Settings`) says which
+field is the stream id (or the record key), which is the timestamp and in what format,
+which numeric fields are the features (dotted paths reach into nested objects), and which
+fields travel into alerts as ``meta``. Each record is turned into the contract's shape and
+then passes exactly the contract's checks (`check_fields`), so the same reasons apply;
+a field the mapping needs that the record lacks is ``missing_field`` with a detail that
+names it, and every detail speaks of the record's own field names.
+
+Only a worker with a mapping pays for it: without one the worker keeps using
+`decode_columns` and its inline fast path.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pipeline.contracts.columns import ColumnSource, DecodedBatch, decode_columns
+from pipeline.contracts.deadletter import (
+    BAD_STREAM_ID,
+    BAD_TIMESTAMP,
+    EMPTY,
+    MISSING_FIELD,
+    OVERSIZED,
+    ConsumerRecordLike,
+    Rejected,
+    reject,
+)
+from pipeline.contracts.events import Event, RecordError, check_fields, parse_object
+from pipeline.contracts.timestamps import TS_END_MS, TS_MIN_MS
+from pipeline.settings import Settings
+
+TsFormat = Literal["auto", "iso8601", "epoch_s", "epoch_ms"]
+TS_FORMATS: tuple[str, ...] = ("auto", "iso8601", "epoch_s", "epoch_ms")
+_MISSING: Any = object()
+
+
+def _get(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The value at a dotted path, or _MISSING when any step is absent or not an object."""
+    value: Any = obj
+    for part in path:
+        if type(value) is not dict:
+            return _MISSING
+        value = value.get(part, _MISSING)
+        if value is _MISSING:
+            return _MISSING
+    return value
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string" if isinstance(value, str) else "null" if value is None else "an object"
+
+
+@dataclass(frozen=True)
+class FieldMapping:
+    """Where a record keeps what Vigil needs. Paths are dotted (`payload.amount`).
+
+    `stream` empty: the stream id is the record key. `meta` empty: every top-level field
+    the mapping does not use is carried as meta (as in the contract).
+    """
+
+    features: tuple[str, ...]
+    ts: str = "ts"
+    ts_format: TsFormat = "auto"
+    stream: str = ""
+    meta: tuple[str, ...] = ()
+    _feature_paths: tuple[tuple[str, ...], ...] = field(init=False, repr=False)
+    _used: frozenset[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.features:
+            raise ValueError("a field mapping needs at least one feature field")
+        if self.ts_format not in TS_FORMATS:
+            raise ValueError(f"timestamp format must be one of {', '.join(TS_FORMATS)}")
+        for path in (*self.features, self.ts, self.stream, *self.meta):
+            if path and not all(path.split(".")):
+                raise ValueError(f"field path {path!r} has an empty part")
+        paths = tuple(tuple(f.split(".")) for f in self.features)
+        object.__setattr__(self, "_feature_paths", paths)
+        tops = {p.split(".")[0] for p in (*self.features, self.ts, self.stream) if p}
+        object.__setattr__(self, "_used", frozenset(tops))
+
+    # --- one record ---------------------------------------------------------------------
+    def decode(
+        self, record: ConsumerRecordLike, *, max_features: int, limit: float, max_bytes: int
+    ) -> Event | Rejected:
+        """The record as an event, or its rejection; never raises on record content."""
+        raw = record.value
+        try:
+            if not raw:
+                raise RecordError(EMPTY, "record has no value")
+            if len(raw) > max_bytes:
+                raise RecordError(OVERSIZED, f"value is {len(raw)} bytes; the limit is {max_bytes}")
+            obj = parse_object(raw)
+            values = {}
+            for name, path in zip(self.features, self._feature_paths, strict=True):
+                value = _get(obj, path)
+                if value is _MISSING:
+                    raise RecordError(MISSING_FIELD, f"no '{name}' field (a mapped feature)")
+                values[name] = value
+            shaped = {"stream": self._stream(obj, record.key), "values": values}
+            ts_ms = self._ts_ms(obj, shaped)
+            stream, ts_ms, features, numbers = check_fields(
+                shaped, None, max_features=max_features, limit=limit, ts_ms=ts_ms
+            )
+        except RecordError as bad:
+            return reject(record, bad.reason, self._own_names(bad.detail))
+        return Event(
+            stream=stream,
+            ts_ms=ts_ms,
+            features=features,
+            values=numbers,
+            meta=self._meta(obj),
+            partition=record.partition,
+            offset=record.offset,
+            topic=record.topic,
+        )
+
+    def _stream(self, obj: dict[str, Any], key: bytes | None) -> str:
+        if not self.stream:
+            if not key:
+                raise RecordError(MISSING_FIELD, "no record key (the mapped stream id)")
+            try:
+                return key.decode("utf-8")
+            except UnicodeDecodeError:
+                raise RecordError(BAD_STREAM_ID, "record key is not valid UTF-8") from None
+        value = _get(obj, tuple(self.stream.split(".")))
+        if value is _MISSING:
+            raise RecordError(MISSING_FIELD, f"no '{self.stream}' field (the mapped stream id)")
+        if type(value) is int:  # numeric account ids are common; the stream id is their text
+            return str(value)
+        if type(value) is not str:
+            raise RecordError(
+                BAD_STREAM_ID,
+                f"'{self.stream}' must be a string or an integer, got {_type_name(value)}",
+            )
+        return value
+
+    def _ts_ms(self, obj: dict[str, Any], shaped: dict[str, Any]) -> int | None:
+        """Epoch formats are decided here (None: the contract parses `shaped["ts"]`)."""
+        value = _get(obj, tuple(self.ts.split(".")))
+        if value is _MISSING:
+            raise RecordError(MISSING_FIELD, f"no '{self.ts}' field (the mapped timestamp)")
+        fmt = self.ts_format
+        if fmt == "auto" or (fmt == "iso8601" and type(value) is str):
+            shaped["ts"] = value
+            return None
+        if fmt == "iso8601" or type(value) not in (int, float):
+            expected = "an ISO 8601 string" if fmt == "iso8601" else f"a number ({fmt})"
+            raise RecordError(
+                BAD_TIMESTAMP, f"'{self.ts}' must be {expected}, got {_type_name(value)}"
+            )
+        ms = value * 1000 if fmt == "epoch_s" else value
+        if not TS_MIN_MS <= ms < TS_END_MS:  # the parser already refused NaN and Infinity
+            raise RecordError(
+                BAD_TIMESTAMP, f"'{self.ts}' {value!r} ({fmt}) is before 1970 or after 2200"
+            )
+        return round(ms)
+
+    def _meta(self, obj: dict[str, Any]) -> dict[str, Any]:
+        if not self.meta:
+            return {k: v for k, v in obj.items() if k not in self._used}
+        found = {path: _get(obj, tuple(path.split("."))) for path in self.meta}
+        return {path: value for path, value in found.items() if value is not _MISSING}
+
+    def _own_names(self, detail: str) -> str:
+        """A contract detail in the record's field names ('values.amount' -> 'amount')."""
+        detail = detail.replace("'stream'", f"'{self.stream or 'record key'}'")
+        for name in self.features:
+            detail = detail.replace(f"'values.{name}'", f"'{name}'")
+        return detail
+
+
+def decode_mapped(
+    batch: ColumnSource,
+    mapping: FieldMapping,
+    *,
+    max_features: int,
+    max_abs_value: float,
+    max_message_bytes: int,
+) -> DecodedBatch:
+    """`decode_columns` for a mapped topic: the same columns, one record at a time."""
+    limit = min(max_abs_value, sys.float_info.max)
+    out = DecodedBatch([], [], [], [], [], [], [])
+    for i in range(len(batch.values)):
+        result = mapping.decode(
+            batch.record(i), max_features=max_features, limit=limit, max_bytes=max_message_bytes
+        )
+        if isinstance(result, Rejected):
+            out.rejected.append(result)
+            continue
+        out.rows.append(i)
+        out.streams.append(result.stream)
+        out.ts_ms.append(result.ts_ms)
+        out.features.append(result.features)
+        out.values.append(result.values)
+        out.metas.append(result.meta)
+    return out
+
+
+def batch_decoder(settings: Settings) -> Callable[..., DecodedBatch]:
+    """What the worker decodes a polled batch with: `decode_columns` for Vigil's contract,
+    or `decode_mapped` with the settings' mapping (`event_*`)."""
+    if not settings.event_features:
+        return decode_columns
+    mapping = FieldMapping(
+        features=tuple(settings.event_features),
+        ts=settings.event_ts_field,
+        ts_format=settings.event_ts_format,
+        stream=settings.event_stream_field,
+        meta=tuple(settings.event_meta_fields),
+    )
+    return functools.partial(decode_mapped, mapping=mapping)
