@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
+import threading
 
 import uvicorn
 
@@ -27,17 +29,51 @@ def check_exposure(settings: Settings, host: str) -> None:
         )
 
 
-def run_api(settings: Settings, host: str | None = None, port: int | None = None) -> int:
-    """Serve until interrupted; returns the exit status. Raises SettingsError (one line)
-    for an open host without a token or a missing Redis address."""
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket for the API, bound here rather than by uvicorn so that a busy
+    port is one line (SettingsError) instead of uvicorn's four log lines and a traceback."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        reason = "the port is in use" if exc.errno == 98 or "in use" in str(exc) else exc.strerror
+        raise SettingsError(f"cannot serve the API on {host}:{port}: {reason}") from None
+    return sock
+
+
+def _server(settings: Settings, log_level: str) -> uvicorn.Server:
     from pipeline.api.app import create_app
 
+    config = uvicorn.Config(
+        create_app(settings), log_level=log_level, proxy_headers=False, lifespan="on"
+    )
+    return uvicorn.Server(config)
+
+
+def run_api(settings: Settings, host: str | None = None, port: int | None = None) -> int:
+    """Serve until interrupted; returns the exit status. Raises SettingsError (one line)
+    for an open host without a token, a busy port or a missing Redis address."""
     bind_host = host or settings.api_host
     bind_port = port or settings.api_port
     check_exposure(settings, bind_host)
-    app = create_app(settings)
-    config = uvicorn.Config(
-        app, host=bind_host, port=bind_port, log_level="info", proxy_headers=False
-    )
-    uvicorn.Server(config).run()
+    server = _server(settings, "info")
+    sock = bind(bind_host, bind_port)
+    server.run(sockets=[sock])
     return 0
+
+
+def serve_in_background(settings: Settings, sock: socket.socket) -> uvicorn.Server:
+    """The API on an already bound socket, in a daemon thread (for `vigil demo`); set
+    `server.should_exit = True` to stop it. Access logs are off: they would cover the
+    demo's screen."""
+    check_exposure(settings, str(sock.getsockname()[0]))
+    server = _server(settings, "warning")
+    server.config.access_log = False
+    threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="vigil-api"
+    ).start()
+    return server

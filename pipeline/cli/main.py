@@ -7,30 +7,76 @@ one line on stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import logging
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pipeline.cli.flags import add_settings_flags, settings_from_args
+from pipeline.cli.logs import setup_logging
 from pipeline.errors import UserError
 from pipeline.settings import SettingsError
 
+EXAMPLES = {
+    "stack": "vigil stack up      # then every other command finds the broker and Redis",
+    "worker": "VIGIL_EVENT_FEATURES=amount VIGIL_EVENT_TS_FIELD=event_time \\\n"
+    "    vigil worker --topic payments --group vigil-payments",
+    "demo": "vigil demo --keep   # leaves the stack and its data running afterwards",
+    "bench": "vigil bench --runs 3 --backends confluent --scale 1000,100000",
+    "backtest": "vigil backtest data/nab --out runs/vigil --format nab",
+    "evaluate": "vigil evaluate --data data/nab --scores runs/vigil",
+    "api": "vigil api --port 8000   # dashboard at http://127.0.0.1:8000/",
+    "train": "vigil train --csv data/history --promote auto",
+    "trainer": "vigil trainer --now",
+    "models": "vigil models list && vigil models promote v0003-gru-h64-1a2b3c4d",
+    "config": "VIGIL_MODEL_KIND=lstm vigil config --config vigil.toml",
+    "labels": "vigil labels export --out labels.jsonl",
+    "streams": "vigil streams reset acct-00042",
+}
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default and keeps the example's line breaks."""
+
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Help)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"vigil: {message} (see `{self.prog} --help`)\n")
 
 
+def _describe(sub: Any) -> None:
+    """Give every sub-command its one-line help as description and an example epilog."""
+    helps = {action.dest: action.help for action in sub._choices_actions}
+    for name, parser in sub.choices.items():
+        parser.description = parser.description or helps.get(name)
+        if name in EXAMPLES:
+            parser.epilog = f"example:\n  {EXAMPLES[name]}"
+
+
 # --- commands ------------------------------------------------------------------------
 def cmd_stack(args: argparse.Namespace) -> int:
-    from pipeline.local.stack import StackError, stack_down, stack_status, stack_up
+    from pipeline.local.stack import (
+        StackAlreadyRunning,
+        StackError,
+        stack_down,
+        stack_status,
+        stack_up,
+    )
 
     try:
         if args.action == "up":
-            info = stack_up(args.kafka_port, args.redis_port)
+            try:
+                info = stack_up(args.kafka_port, args.redis_port)
+            except StackAlreadyRunning as running:
+                print("a local stack is already running; `vigil stack down` stops it")
+                info = running.info
             print(f"broker     {info.bootstrap_servers}")
             print(f"redis      {info.redis_url}")
             print("recorded for other vigil commands; stop with `vigil stack down`")
@@ -60,14 +106,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from pipeline.worker.startup import wait_for_services
     from pipeline.worker.wiring import open_worker
 
-    settings = settings_from_args(args, model_kind=args.model)
+    settings = settings_from_args(args, model_kind=args.model, events_topic=args.topic,
+                                  group_id=args.group)  # fmt: skip
+    setup_logging(args.verbose, args.log_json or settings.log_format == "json",
+                  info_for="pipeline.worker")  # fmt: skip
     if not wait_for_services(settings, early_stop):
         return 0  # stopped while waiting: nothing was started
     worker = open_worker(settings)
     install_signal_handlers(worker)
     if early_stop.is_set():
         worker.stop()
-    logging.getLogger(__name__).info(
+    logging.getLogger("pipeline.worker").info(
         "worker in group %s on %s, model %s",
         settings.group_id,
         settings.events_topic,
@@ -96,8 +145,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pipeline.local.demo import run_demo
 
-    # The demo starts its own stack unless addresses are given explicitly.
+    # The recorded stack, if any, is chosen by the demo itself (`demo_session`).
     return run_demo(settings_from_args(args, recorded_stack=False), args)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from pipeline.cli.config import cmd_config as show
+
+    return show(args)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -133,6 +188,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vigil", description="Streaming anomaly detection on Kafka streams.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    parser.add_argument(
+        "--version", action="version", version=f"vigil {importlib.metadata.version('vigil')}"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("stack", help="start/stop the local broker and Redis")
@@ -141,19 +200,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-port", type=int, help="default: a free port")
     p.set_defaults(func=cmd_stack)
 
-    p = sub.add_parser("worker", help="consume vigil.events, score, alert")
+    p = sub.add_parser("worker", help="consume events, score every stream, publish alerts")
     add_settings_flags(p)
+    p.add_argument("--topic", help="events topic (setting events_topic, vigil.events)")
+    p.add_argument("--group", help="consumer group (setting group_id, vigil)")
     p.add_argument("--model", choices=["gru", "lstm"], help="recurrent model kind")
     p.add_argument("--idle-exit", type=float, help="exit after this many idle seconds")
     p.set_defaults(func=cmd_worker)
 
-    p = sub.add_parser("demo", help="local stack + realistic streams + live alerts")
+    p = sub.add_parser("demo", help="local stack + realistic streams + live alerts + dashboard")
     add_settings_flags(p)
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="start the stack detached (`vigil stack up`) and leave it running",
+    )
+    p.add_argument("--exit", action="store_true",
+                   help="exit after the summary instead of serving the dashboard")  # fmt: skip
     p.add_argument("--accounts", type=int, default=1000, help="transaction streams")
     p.add_argument("--pumps", type=int, default=40, help="multivariate sensor streams")
     p.add_argument("--steps", type=int, default=300, help="events per generated stream")
     p.add_argument("--nab-rows", type=int, default=1500, help="rows replayed per NAB file")
-    p.add_argument("--nab-dir", help="NAB data folder (default: ../shared/data/nab-dev)")
+    p.add_argument(
+        "--nab-dir",
+        help="a NAB folder (<category>/<file>.csv, windows.json) replayed besides the six "
+        "shipped series (default: $VIGIL_NAB_DIR, else ../shared/data/nab-dev if present)",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.set_defaults(func=cmd_demo)
 
@@ -195,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_commands(sub)
     add_label_commands(sub)
     add_stream_commands(sub)
+
+    p = sub.add_parser("config", help="print the effective settings and where each came from")
+    add_settings_flags(p)
+    p.set_defaults(func=cmd_config)
+    _describe(sub)
     return parser
 
 
@@ -219,14 +296,7 @@ def _kafka_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        # kafka-python logs its internal event-loop timings as warnings; not user news.
-        logging.getLogger("kafka").setLevel(logging.CRITICAL)
-        logging.getLogger("confluent_kafka").setLevel(logging.CRITICAL)
+    setup_logging(args.verbose, args.log_json)
     func: Callable[[argparse.Namespace], int] = args.func
     from pipeline.kafka.topics import TopicError
     from pipeline.models.registry import RegistryError
@@ -244,15 +314,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vigil {args.command}: needs {exc.name}, from pip install 'vigil[{extra}]'",
               file=sys.stderr)  # fmt: skip
         return 2
-    except _kafka_errors() as exc:
-        print(f"vigil: Kafka error: {exc}", file=sys.stderr)
-        return 3
     except StoreUnavailable as exc:
-        print(f"vigil: Redis unavailable: {exc}", file=sys.stderr)
-        return 3
+        print(f"vigil: Redis unreachable: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    except _kafka_errors() as exc:
+        print(f"vigil: Kafka broker unreachable or failing: {_first_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("vigil: interrupted", file=sys.stderr)
         return 130
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 if __name__ == "__main__":

@@ -1,23 +1,22 @@
 """`vigil demo`: the whole path on one machine, with alerts shown live.
 
-It starts the embedded local stack (unless a broker and Redis are given), creates the
-topics, and streams realistic data — the NAB series replayed as streams, >= 1,000
-per-account transaction streams and multivariate pump sensors, plus a trickle of broken
-records — through a real worker, showing alerts as they are published and ending with a
-summary. Nothing is trained first: the shipped generic model scores from the first event
-and every stream's first `warmup_events` never alert.
+It runs on the stack `vigil stack up` recorded, or on one it starts (`demo_session`),
+serves the API and dashboard, creates the topics, and streams realistic data — NAB series
+(the six shipped with the package, plus any NAB folder added), >= 1,000 per-account
+transaction streams and multivariate pump sensors, plus a trickle of broken records —
+through a real worker, showing alerts as they are published and ending with a summary and
+three next steps. Nothing is trained first: the shipped generic model scores from the
+first event and every stream's first `warmup_events` never alert.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
 
 from kafka import KafkaProducer
 from rich.console import Console, Group
@@ -26,14 +25,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from pipeline.contracts.alerts import Alert
-from pipeline.local.demo_data import (
-    DemoData,
-    DemoDataError,
-    demo_events,
-    find_nab_dir,
-    nab_dir_candidate,
-)
-from pipeline.local.stack import LocalStack, StackError
+from pipeline.local.demo_data import DemoData, DemoDataError, demo_events, nab_sources
+from pipeline.local.demo_session import demo_session, next_steps, serve_dashboard
 from pipeline.settings import Settings, SettingsError
 from pipeline.worker.loop import Worker
 from pipeline.worker.wiring import create_topics, open_worker
@@ -42,23 +35,6 @@ BROKEN_EVERY = 2000  # one broken record per this many good ones, to show dead l
 
 DEMO_HISTORY = 300
 """Points per stream the demo keeps for the dashboard (the worker default keeps none)."""
-
-
-@contextlib.contextmanager
-def _stack(settings: Settings, console: Console) -> Iterator[Settings]:
-    if settings.bootstrap_servers and settings.redis_url.get_secret_value():
-        yield settings
-        return
-    try:
-        stack = LocalStack()
-        info = stack.start()
-    except StackError as exc:
-        raise SettingsError(f"cannot start the local stack: {exc}") from None
-    console.print(f"[bold]local stack[/] broker {info.bootstrap_servers}  redis {info.redis_url}")
-    try:
-        yield settings.replace(bootstrap_servers=info.bootstrap_servers, redis_url=info.redis_url)
-    finally:
-        stack.stop()
 
 
 def _broken_record(rng: random.Random, stream: str, ts: int) -> bytes:
@@ -170,45 +146,59 @@ def _summary(
 
 def run_demo(settings: Settings, args: argparse.Namespace) -> int:
     console = Console()
-    nab_dir = find_nab_dir(args.nab_dir)
-    if nab_dir is None:
-        console.print(f"[yellow]NAB data not found at {nab_dir_candidate(args.nab_dir)}; "
-                      "streaming generated data only[/]")  # fmt: skip
     try:
+        nab_dirs = nab_sources(args.nab_dir)
         data = demo_events(
-            nab_dir, n_accounts=args.accounts, n_pumps=args.pumps, steps=args.steps,
+            nab_dirs, n_accounts=args.accounts, n_pumps=args.pumps, steps=args.steps,
             seed=args.seed, max_nab_rows=args.nab_rows,
         )  # fmt: skip
     except DemoDataError as exc:
         raise SettingsError(str(exc)) from None
+    console.print(
+        f"[bold]streams[/] {len(data.nab_streams)} NAB series (from "
+        f"{', '.join(str(d) for d in nab_dirs)}), {args.accounts:,} card accounts, "
+        f"{args.pumps:,} pumps"
+    )
     if "history_length" not in settings.model_fields_set:
         settings = settings.replace(history_length=DEMO_HISTORY)
-    with _stack(settings, console) as s:
-        create_topics(s)
-        recent: deque[Alert] = deque(maxlen=200)
-        every: list[Alert] = []
-
-        def on_alert(alert: Alert) -> None:
-            recent.append(alert)
-            every.append(alert)
-
-        worker = open_worker(s, on_alert=on_alert, client_id="vigil-demo-worker")
-        producer = _Producer(s, data, args.seed)
-        started = time.monotonic()
-        runner = threading.Thread(target=worker.run, daemon=True, name="demo-worker")
-        producer.start()
-        runner.start()
-        with Live(console=console, refresh_per_second=4, transient=False) as live:
-            while runner.is_alive():
-                live.update(Group(_status(worker, producer, started), _alert_table(recent)))
-                if producer.done.is_set() and worker.stats.records >= producer.sent:
-                    worker.stop()
-                if producer.error is not None:
-                    worker.stop()
-                time.sleep(0.25)
-            live.update(Group(_status(worker, producer, started), _alert_table(recent)))
-        runner.join()
-        if producer.error is not None:
-            raise SettingsError(f"producing demo data failed: {producer.error}")
-        _summary(console, worker, data, time.monotonic() - started, every)
+    with demo_session(settings, console, keep=args.keep) as session:
+        s = session.settings
+        dashboard = serve_dashboard(s, console)
+        try:
+            _stream(s, data, args.seed, console)
+            next_steps(console, session, dashboard.url)
+            dashboard.linger(console, wait=not args.exit)
+        finally:
+            dashboard.stop()
     return 0
+
+
+def _stream(s: Settings, data: DemoData, seed: int, console: Console) -> None:
+    """Produce the demo data and run a worker on it until every record is processed."""
+    create_topics(s)
+    recent: deque[Alert] = deque(maxlen=200)
+    every: list[Alert] = []
+
+    def on_alert(alert: Alert) -> None:
+        recent.append(alert)
+        every.append(alert)
+
+    worker = open_worker(s, on_alert=on_alert, client_id="vigil-demo-worker")
+    producer = _Producer(s, data, seed)
+    started = time.monotonic()
+    runner = threading.Thread(target=worker.run, daemon=True, name="demo-worker")
+    producer.start()
+    runner.start()
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while runner.is_alive():
+            live.update(Group(_status(worker, producer, started), _alert_table(recent)))
+            if producer.done.is_set() and worker.stats.records >= producer.sent:
+                worker.stop()
+            if producer.error is not None:
+                worker.stop()
+            time.sleep(0.25)
+        live.update(Group(_status(worker, producer, started), _alert_table(recent)))
+    runner.join()
+    if producer.error is not None:
+        raise SettingsError(f"producing demo data failed: {producer.error}")
+    _summary(console, worker, data, time.monotonic() - started, every)
