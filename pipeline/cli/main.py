@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import logging
+import os
 import signal
 import sys
 import threading
@@ -38,8 +39,16 @@ EXAMPLES = {
 }
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Help that shows each option's default and keeps the example's line breaks."""
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Help that shows each option's default (when it has one) and keeps the example's
+    line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if default in (None, False, argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -226,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a NAB folder (<category>/<file>.csv, windows.json) replayed besides the six "
         "shipped series (default: $VIGIL_NAB_DIR, else ../shared/data/nab-dev if present)",
     )
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed of the generated streams")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("bench", help="throughput, latency and memory benchmark")
@@ -315,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     except StoreUnavailable as exc:
-        print(f"vigil: Redis unreachable: {_first_line(exc)}", file=sys.stderr)
+        print(f"vigil: {_first_line(exc)}", file=sys.stderr)  # "Redis unavailable: ..."
         return 2
     except _kafka_errors() as exc:
         print(f"vigil: Kafka broker unreachable or failing: {_first_line(exc)}", file=sys.stderr)
@@ -323,6 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vigil: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `vigil config | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - stops the flush at exit failing
+        return 0
 
 
 def _first_line(exc: BaseException) -> str:

@@ -85,7 +85,7 @@ def _loss(value: Any) -> str:
 @_user_errors
 def cmd_models(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     registry = _registry(args)
     console = Console()
@@ -100,9 +100,15 @@ def cmd_models(args: argparse.Namespace) -> int:
     if args.action == "rollback":
         console.print(f"rolled back: {registry.rollback()} is live")
         return 0
-    table = Table("version", "status", "created", "held-out", "live then", "events", "device")
     live = registry.live_id()
-    for v in registry.versions():
+    versions = registry.versions()
+    shipped = registry.shipped_id()
+    # `models promote` needs the whole id: that column never wraps nor shrinks, the
+    # others give way on a narrow terminal.
+    longest = max([len(shipped), *(len(v.id) for v in versions)])
+    version = Column("version", no_wrap=True, min_width=longest)
+    table = Table(version, "status", "created", "held-out", "live then", "events", "device")
+    for v in versions:
         table.add_row(
             v.id,
             v.status,
@@ -112,7 +118,6 @@ def cmd_models(args: argparse.Namespace) -> int:
             str(v.window.get("events", "-")),
             v.device,
         )
-    shipped = registry.shipped_id()
     table.add_row(shipped, "live" if live is None else "shipped", "-", "-", "-", "-", "-")
     console.print(table)
     return 0
