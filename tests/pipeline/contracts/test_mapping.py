@@ -7,7 +7,9 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from pipeline.contracts.events import Event, Rejected, decode_columns
+from pipeline.contracts.columns import decode_columns
+from pipeline.contracts.deadletter import Rejected
+from pipeline.contracts.events import Event
 from pipeline.contracts.mapping import FieldMapping, batch_decoder, decode_mapped
 from pipeline.settings import Settings, SettingsError, load_settings
 
@@ -97,7 +99,7 @@ def test_timestamp_formats(fmt: Any, ts: Any, expected: int) -> None:
         (PAYMENT | {"amount": "12.5"}, b"k", "wrong_type", "'amount' must be a number"),
         (PAYMENT | {"amount": 1e13}, b"k", "absurd_magnitude", "'amount' = 1000000"),
         (PAYMENT | {"account_id": ["x"]}, b"k", "bad_stream_id", "'account_id' must be a"),
-        (PAYMENT | {"account_id": ""}, b"k", "bad_stream_id", "'account_id' is empty"),
+        (PAYMENT | {"account_id": ""}, b"k", "bad_stream_id", "'account_id' '' must be"),
         (PAYMENT | {"event_time": "soon"}, b"k", "bad_timestamp", "'soon' is not ISO 8601"),
         (b"[1, 2]", b"k", "not_an_object", "value is an array"),
         (b'{"amount": NaN}', b"k", "non_finite", "non-finite number"),
