@@ -16,7 +16,6 @@ Only a worker with a mapping pays for it: without one the worker keeps using
 
 from __future__ import annotations
 
-import functools
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -209,16 +208,26 @@ def decode_mapped(
     return out
 
 
-def batch_decoder(settings: Settings) -> Callable[..., DecodedBatch]:
-    """What the worker decodes a polled batch with: `decode_columns` for Vigil's contract,
-    or `decode_mapped` with the settings' mapping (`event_*`)."""
-    if not settings.event_features:
-        return decode_columns
-    mapping = FieldMapping(
-        features=tuple(settings.event_features),
-        ts=settings.event_ts_field,
-        ts_format=settings.event_ts_format,
-        stream=settings.event_stream_field,
-        meta=tuple(settings.event_meta_fields),
-    )
-    return functools.partial(decode_mapped, mapping=mapping)
+def batch_decoder(settings: Settings) -> Callable[[ColumnSource, int], DecodedBatch]:
+    """How the worker decodes a polled batch, given the model's feature slots: with
+    `decode_columns` for Vigil's contract, or `decode_mapped` with the settings' mapping
+    (`event_*`). The size limits come from the settings."""
+    mapping = None
+    if settings.event_features:
+        mapping = FieldMapping(
+            features=tuple(settings.event_features),
+            ts=settings.event_ts_field,
+            ts_format=settings.event_ts_format,
+            stream=settings.event_stream_field,
+            meta=tuple(settings.event_meta_fields),
+        )
+    limit, max_bytes = settings.max_abs_value, settings.max_message_bytes
+
+    def decode(batch: ColumnSource, max_features: int) -> DecodedBatch:
+        if mapping is None:
+            return decode_columns(batch, max_features=max_features, max_abs_value=limit,
+                                  max_message_bytes=max_bytes)  # fmt: skip
+        return decode_mapped(batch, mapping, max_features=max_features, max_abs_value=limit,
+                             max_message_bytes=max_bytes)  # fmt: skip
+
+    return decode

@@ -253,13 +253,7 @@ class Worker:
             self.stats.first_batch_at = time.monotonic()
         applied_before = (self.stats.applied, self.stats.replays_skipped)
         self.stats.batches += 1
-        # 1. decode and validate
-        decoded = self._decode(
-            records,
-            max_features=self.detector.max_features,
-            max_abs_value=s.max_abs_value,
-            max_message_bytes=s.max_message_bytes,
-        )
+        decoded = self._decode(records, self.detector.max_features)  # 1. decode and validate
         rejected = decoded.rejected
 
         # 2. load the states of the batch's streams that this checkpoint does not hold yet

@@ -7,9 +7,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from pipeline.contracts.columns import decode_columns
 from pipeline.contracts.deadletter import Rejected
-from pipeline.contracts.events import Event
+from pipeline.contracts.events import Event, encode_event
 from pipeline.contracts.mapping import FieldMapping, batch_decoder, decode_mapped
 from pipeline.settings import Settings, SettingsError, load_settings
 
@@ -162,21 +161,23 @@ def test_a_batch_decodes_into_the_worker_columns() -> None:
 
 
 def test_settings_choose_the_decoder() -> None:
-    assert batch_decoder(Settings()) is decode_columns  # no mapping: the fast path, as is
+    payment = json.dumps(PAYMENT).encode()
+    contract = encode_event("a-17", TS_MS, 12.5)
+    batch = Batch([Rec(payment, offset=0), Rec(contract, key=b"a-17", offset=1)])
+    plain = batch_decoder(Settings())(batch, 4)  # no mapping: the contract's fast path
+    assert plain.rows == [1] and [r.reason for r in plain.rejected] == ["missing_field"]
     mapped = load_settings(
         None,
-        event_features="amount, fee",
+        event_features="amount",
         event_ts_field="event_time",
         event_stream_field="account_id",
-        event_meta_fields="merchant",
+        event_meta_fields="merchant, channel",
     )
-    assert mapped.event_features == ["amount", "fee"]
-    assert mapped.event_meta_fields == ["merchant"]
-    decoder = batch_decoder(mapped)
-    assert decoder is not decode_columns
-    assert decoder.keywords["mapping"] == FieldMapping(  # type: ignore[attr-defined]
-        features=("amount", "fee"), ts="event_time", stream="account_id", meta=("merchant",)
-    )
+    assert mapped.event_features == ["amount"]
+    assert mapped.event_meta_fields == ["merchant", "channel"]
+    out = batch_decoder(mapped)(batch, 4)
+    assert out.rows == [0] and out.metas == [{"merchant": "m-9"}]
+    assert [r.detail for r in out.rejected] == ["no 'amount' field (a mapped feature)"]
 
 
 def test_mapping_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
