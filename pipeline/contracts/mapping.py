@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pipeline.contracts.columns import ColumnSource, DecodedBatch, decode_columns
 from pipeline.contracts.deadletter import (
+    BAD_META,
     BAD_STREAM_ID,
     BAD_TIMESTAMP,
     EMPTY,
@@ -33,6 +34,7 @@ from pipeline.contracts.deadletter import (
     reject,
 )
 from pipeline.contracts.events import Event, RecordError, check_fields, parse_object
+from pipeline.contracts.meta import meta_problem
 from pipeline.contracts.timestamps import TS_END_MS, TS_MIN_MS
 from pipeline.settings import Settings
 
@@ -113,6 +115,9 @@ class FieldMapping:
             stream, ts_ms, features, numbers = check_fields(
                 shaped, None, max_features=max_features, limit=limit, ts_ms=ts_ms
             )
+            meta = self._meta(obj)
+            if (problem := meta_problem(meta, len(raw))) is not None:
+                raise RecordError(BAD_META, problem)
         except RecordError as bad:
             return reject(record, bad.reason, self._own_names(bad.detail))
         return Event(
@@ -120,7 +125,7 @@ class FieldMapping:
             ts_ms=ts_ms,
             features=features,
             values=numbers,
-            meta=self._meta(obj),
+            meta=meta,
             partition=record.partition,
             offset=record.offset,
             topic=record.topic,

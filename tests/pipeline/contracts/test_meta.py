@@ -7,8 +7,11 @@ from typing import Any
 
 from pipeline.contracts.deadletter import BAD_META, Rejected
 from pipeline.contracts.events import Event
+from pipeline.contracts.mapping import FieldMapping
 from pipeline.contracts.meta import META_MAX_BYTES, META_MAX_DEPTH, meta_problem
 from tests.pipeline.contracts.test_events import decode
+from tests.pipeline.contracts.test_mapping import LIMITS as MAPPED_LIMITS
+from tests.pipeline.contracts.test_mapping import Rec as MappedRec
 
 
 def nested(levels: int) -> Any:
@@ -44,3 +47,17 @@ def test_the_decoder_dead_letters_deep_or_large_meta_and_keeps_normal_meta() -> 
     assert "bytes as JSON" in result.detail
     fine = decode(json.dumps({"ts": 1763700000000, "value": 1, "m": nested(20)}).encode())
     assert isinstance(fine, Event) and fine.meta == {"m": nested(20)}
+
+
+def test_a_mapped_topic_keeps_the_same_bounds_on_meta() -> None:
+    payment = {"account_id": "a-1", "event_time": "2026-11-21T10:00:00Z", "amount": 5.0}
+    deep = json.dumps(payment | {"merchant": nested(40)}).encode()
+    for mapping in (
+        FieldMapping(features=("amount",), ts="event_time", stream="account_id"),  # the rest
+        FieldMapping(features=("amount",), ts="event_time", meta=("merchant",)),  # picked
+    ):
+        result = mapping.decode(MappedRec(deep), **MAPPED_LIMITS)
+        assert isinstance(result, Rejected) and result.reason == BAD_META
+        fine = json.dumps(payment | {"merchant": "m-9"}).encode()
+        event = mapping.decode(MappedRec(fine), **MAPPED_LIMITS)
+        assert isinstance(event, Event) and event.meta["merchant"] == "m-9"
