@@ -15,6 +15,11 @@ import redis
 
 log = logging.getLogger(__name__)
 
+
+class LockLost(Exception):
+    """The lock expired while its owner worked (paused past the TTL): the work is void."""
+
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])

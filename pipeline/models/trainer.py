@@ -27,9 +27,14 @@ import torch
 
 from detectors.forecaster import ForecasterConfig, pick_device
 from detectors.training.train import TrainConfig, TrainReport, evaluate_loss, train_forecaster
-from pipeline.models.lock import Renewer, TrainerLock
-from pipeline.models.registry import ModelRegistry, ModelVersion, RegistryError
-from pipeline.models.training_data import History, TrainingSet, build_training_set
+from pipeline.models.lock import LockLost, Renewer, TrainerLock
+from pipeline.models.registry import ModelRegistry, ModelVersion
+from pipeline.models.training_data import (
+    History,
+    TrainingDataError,
+    TrainingSet,
+    build_training_set,
+)
 from pipeline.settings import Settings, SettingsError
 from pipeline.state.base import meta_key, metrics_key
 
@@ -83,7 +88,7 @@ def train_version(
     tc = replace(options.train, device=settings.device)
     data = build_training_set(history, config.max_features, tc.seq_len, options.held_out_fraction)
     if len(data.z_train) < 2:
-        raise RegistryError("too little history: need at least two training windows")
+        raise TrainingDataError("too little history: need at least two training windows")
     init = None if options.scratch else champion.model
     model, report = train_forecaster(config, data.z_train, data.mask_train, tc, progress, init=init)
     device = pick_device(tc.device)
@@ -103,7 +108,7 @@ def train_version(
         promote, reason = False, "does not beat the live model on held-out data"
 
     if still_owner is not None and not still_owner():
-        raise RegistryError("lost the trainer lock during training; result discarded")
+        raise LockLost("lost the trainer lock during training; result discarded")
     metrics = {
         "held_out_loss": challenger_loss,
         "champion_loss": champion_loss,
