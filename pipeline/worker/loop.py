@@ -67,7 +67,7 @@ from pipeline.worker.batch import BatchColumns, ViewBuilder, deadletter_record, 
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.model_watch import ModelWatcher
 from pipeline.worker.progress import ProgressLog
-from pipeline.worker.resets import ResetWatcher, apply_resets, decode_states
+from pipeline.worker.resets import ResetWatcher, decode_states, take_resets
 from pipeline.worker.stats import BATCH_BUCKETS, WorkerStats
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,6 @@ class Worker:
         self._peaks: dict[tuple[int, str], float] = {}  # until the checkpoint saves them
         self.checkpoint = Checkpoint(detector.layout, settings.history_length)
         self._horizon_ms = 0  # the latest event time accepted, set per batch
-        self._future_detail = (
-            f"ts is more than {settings.max_future_seconds:g} s ahead of the worker's clock "
-            "(max_future_seconds)"
-        )
         self._decode = batch_decoder(settings)  # the contract's fast path unless mapped
         self.progress = ProgressLog(settings.progress_log_seconds)
         # Save and commit before partitions move to another worker (called inside poll).
@@ -191,9 +187,8 @@ class Worker:
         if not cp.batches:
             cp.clear()  # states loaded for batches that applied nothing
             return
-        if self.resets is not None:  # a reset stream held here must not be saved back
-            reset = self._with_backoff(self.resets.poll)
-            self.stats.streams_reset += apply_resets(cp, self.detector.layout, reset)
+        # a stream reset since the last batch must not be saved back
+        self.stats.streams_reset += self._with_backoff(self._take_resets)
         lag = [(f"=lag:{t}:{p}", n) for (t, p), n in self.source.lag(cp.offsets).items()]
         self.stats.lag = sum(n for _, n in lag) if lag else None
         items, view = cp.save_args(lag)
@@ -214,6 +209,9 @@ class Worker:
         if self.on_alert is not None:
             for alert in alerts:
                 self.on_alert(alert)
+
+    def _take_resets(self) -> int:
+        return take_resets(self.resets, self.checkpoint, self.detector.layout)
 
     def process_with_retry(self, records: RecordBatch) -> None:
         """Process a batch; while Redis is unreachable, wait and retry without committing.
@@ -249,6 +247,7 @@ class Worker:
         if self.watcher is not None and (new_model := self.watcher.poll()) is not None:
             self.detector = RecurrentDetector(new_model, self.detector.params, self.settings.device)
             self.stats.model_swaps += 1
+        self.stats.streams_reset += self._take_resets()  # reset streams start afresh
         if self.stats.first_batch_at is None:
             self.stats.first_batch_at = time.monotonic()
         applied_before = (self.stats.applied, self.stats.replays_skipped)
@@ -370,8 +369,9 @@ class Worker:
         same_ts = judged & (ts == st["last_ts"])
         mismatch = judged & ~older & ~same_ts & (st["feature_tag"] != ftag)
         self.stats.replays_skipped += int(replay.sum())
+        ahead = self.settings.max_future_seconds
         for flag, reason, why in (
-            (future, FUTURE_TIMESTAMP, self._future_detail),
+            (future, FUTURE_TIMESTAMP, f"ts is over {ahead:g} s ahead of the worker's clock"),
             (older, OUT_OF_ORDER, "ts is older than the stream's last applied event"),
             (same_ts, DUPLICATE_TS, "ts equals the stream's last applied event"),
             (mismatch, FEATURE_MISMATCH, "feature names differ from the stream's first event"),

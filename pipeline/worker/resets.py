@@ -39,6 +39,13 @@ class ResetWatcher:
         return streams
 
 
+def take_resets(watcher: ResetWatcher | None, checkpoint: Checkpoint, layout: StateLayout) -> int:
+    """Replace the held states of streams reset since the last look (one XRANGE); the
+    worker calls it before each batch judges events against held states, and before each
+    save (which would otherwise write an old state back over the marker)."""
+    return 0 if watcher is None else apply_resets(checkpoint, layout, watcher.poll())
+
+
 def decode_states(
     layout: StateLayout, blobs: Sequence[bytes | None]
 ) -> tuple[np.ndarray, np.ndarray]:

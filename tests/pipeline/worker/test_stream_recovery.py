@@ -18,12 +18,13 @@ from pipeline.local.stack import StackInfo
 from pipeline.settings import Settings
 from pipeline.state.base import state_key
 from pipeline.state.redis import connect_redis
+from pipeline.state.reset import reset_stream
 from pipeline.worker.batch import feature_tag
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.resets import apply_resets
 from pipeline.worker.wiring import create_topics, open_worker
 from tests.pipeline.kafka.helpers import produce, read_all, test_settings
-from tests.reliability.harness import LAYOUT, states, worker_env
+from tests.reliability.harness import LAYOUT, WorkerThread, states, wait_until, worker_env
 
 T0 = 1_763_700_000_000
 MINUTE = 60_000
@@ -59,7 +60,7 @@ def test_an_event_in_2199_is_dead_lettered_and_the_stream_keeps_scoring(
     assert stats.applied == 80
     assert reasons(s, 1) == [(60, FUTURE_TIMESTAMP)]
     detail = dict(read_all(s.bootstrap_servers, s.deadletter_topic, expect=1)[0].headers)
-    assert b"ahead of the worker's clock" in detail["vigil.detail"]
+    assert detail["vigil.detail"] == b"ts is over 86400 s ahead of the worker's clock"
     st, _ = states(s, ["f"])
     assert int(st["count"][0]) == 80 and int(st["last_ts"][0]) == T0 + 79 * MINUTE
 
@@ -125,6 +126,30 @@ def test_the_api_resets_a_stream_with_the_admin_token_only(
     stored = connect_redis(s.redis_address()).get(state_key(s.redis_prefix, "x/y"))
     assert stored is not None and len(stored) == 16  # the reset marker: header only
     _comes_back(s, "x/y", 5)
+
+
+def test_a_running_worker_takes_a_reset_of_a_stream_it_holds(
+    stack: StackInfo, topic_names: Any
+) -> None:
+    """No restart between the reset and the next events: the worker must not judge them
+    against the frozen state it may still hold."""
+    s = test_settings(stack, topic_names, topic_partitions=1, commit_interval_ms=100)
+    create_topics(s)
+    running = WorkerThread(open_worker(s))
+    stats = running.worker.stats
+    try:
+        frozen = [event("h", 0, values={"a": 1.0, "b": 2.0})] + [event("h", i) for i in range(1, 6)]
+        produce(s.bootstrap_servers, s.events_topic, frozen)
+        wait_until(lambda: stats.deadletters[FEATURE_MISMATCH] == 5, 60, "the frozen stream",
+                   running.problem)  # fmt: skip
+        assert reset_stream(connect_redis(s.redis_address()), s.redis_prefix, "h", "test")
+        produce(s.bootstrap_servers, s.events_topic, [event("h", i) for i in range(6, 16)])
+        wait_until(lambda: stats.applied == 11, 60, "the events after the reset", running.problem)
+    finally:
+        running.stop()
+    assert stats.deadletters == {FEATURE_MISMATCH: 5}
+    st, _ = states(s, ["h"])
+    assert int(st["count"][0]) == 10 and int(st["feature_tag"][0]) == feature_tag(("value",))
 
 
 def test_a_reset_replaces_a_state_held_in_memory_keeping_its_offset() -> None:
