@@ -58,11 +58,9 @@ class DetectorParams:
     level_alpha: float = 0.2  # EW weight of the newest distance
     level_decades: float = 14.0
     level_ready: int = 24  # visits both profile slots need before their distance counts
-    # A distance scores only above level_peak_ratio x its decaying peak (memory in events,
-    # ~1 week of 5-minute events): a narrow daily spike or a tweet burst like the ones
-    # before is not news. On NAB dev +1.3 points (gate off: 73.2; ratio 0.9: 73.5; before
-    # the channel's warm-up, ratio 0.6-0.9 and memory 1000-4000 were all within +0.4 to
-    # +1.5); 0 = off. Near 1.0 it hides real anomalies that follow similar ones.
+    # A distance scores only above level_peak_ratio x its decaying peak (memory in events):
+    # a narrow daily spike or a tweet burst like the ones before is not news; 0 = off.
+    # Near 1.0 it hides real anomalies that follow similar ones.
     level_peak_ratio: float = 0.8
     level_peak_memory: float = 2000.0
     # Errors e -> c * asinh(e / c) (0 = off): linear for small errors, logarithmic for

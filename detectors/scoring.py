@@ -9,12 +9,10 @@ probability of the short-term average, put on a log scale:
     score = min(1, -log10(P(tail)) / decades)
 
 With the default 15 decades, 0.5 means "a recent error this large happens once in 10**7.5
-events on this stream" on every stream, and one threshold works everywhere. Fifteen, not
-ten: prediction errors have heavier tails than a Gaussian (0.5 on a 10-decade scale fired
-too often on bursty streams such as tweet counts), and since the running-range channel
-(`range_score`) catches the slow climbs to new levels, the error channels can be stricter:
-on the NAB development split 14-18 decades score 0.5-0.8 points above 12, and the policy's
-default threshold 0.5 stays about the one the threshold sweep picks (0.525).
+events on this stream" on every stream, and one threshold works everywhere. More decades
+than a Gaussian would need, because prediction errors have heavier tails than a Gaussian
+(bursty streams such as tweet counts), and the running-range channel (`range_score`)
+catches the slow climbs to new levels the error channels cannot see.
 
 Besides this short-term average (weight 0.15), `extra_alphas` score further averages of the
 same error against their own statistics (by default the newest error alone, so one large
@@ -45,8 +43,7 @@ class ScoringParams:
     # At most 1 (the state keeps room for one). The score is the largest of all channels.
     extra_alphas: tuple[float, ...] = (1.0,)
     # Their scales: a lone error has much heavier tails than an average, so it needs a far
-    # rarer Gaussian tail (48 decades) to count as much (with the detector's asinh-
-    # compressed errors; 24 or 36 scored worse on NAB dev).
+    # rarer Gaussian tail (48 decades) to count as much.
     extra_decades: tuple[float, ...] = (48.0,)
     # Slowest EW weight of the long-term error statistics: a long memory, so a burst of
     # large errors is judged against about a month of 5-minute errors, not only two weeks
@@ -115,14 +112,11 @@ class NoveltyParams:
     time and never overshoots it by a margin, so a trending stream does not fire.
     """
 
-    margin: float = 0.03  # of the range; 0.02-0.05 scored within 0.5 point on NAB dev
+    margin: float = 0.03  # of the range
     scale: float = 0.05  # further overshoot (of the range) from score 0.5 to 1
     # Events before the range is trusted: a young stream sets records all the time (an iid
     # stream's n-th value is a new extreme with probability 2 / n, and heavy-tailed ones,
-    # such as transaction amounts, overshoot by a margin often). On NAB dev 48-600 score
-    # the same (77.6-77.7 standard, measured before the level channel's warm-up), 750
-    # loses 1.5 and 1000 loses 3.2 (windows early in short files); 450, about a day and
-    # a half of 5-minute events, is the middle.
+    # such as transaction amounts, overshoot by a margin often).
     ready: int = 450
     # Off: the range is still kept (so turning it on later has the whole history), it
     # just never scores. For streams whose new records are routine rather than news.

@@ -195,11 +195,9 @@ def ship_generic_models(
         .venv/bin/python -m detectors.training.train /tmp/out   # or somewhere else, to compare
 
     i.e. 2000 synthetic series of 513 steps (`detectors.training.synthetic`, seed 0), windows of
-    64 steps, 8 epochs. The recipe is pinned because the detector's default parameters
-    were tuned on NAB with these weights: a model trained on a different corpus changes
-    the error distribution the scoring was calibrated for (round 4 tried a more realistic
-    corpus and longer windows; both forecast NAB slightly better yet scored ~2 NAB
-    points lower with the current defaults).
+    64 steps, 8 epochs. The recipe is pinned because the detector's scoring defaults
+    were chosen with these weights: a model trained on a different corpus changes the
+    error distribution the scoring expects.
     """
     written: dict[ModelKind, Path] = {}
     for kind in kinds:
