@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import redis
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from detectors.forecaster import LoadedModel
 from detectors.state import StateLayout
 from pipeline.api.schemas import ErrorBody, ValidationErrorBody
+from pipeline.contracts.ids import STREAM_MAX_CHARS
 from pipeline.models.registry import ModelRegistry
 from pipeline.models.serving import build_detector
 from pipeline.settings import Settings
@@ -113,6 +114,18 @@ def require_admin(
     if admin:
         _check(credentials, [admin])
 
+
+StreamIdPath = Annotated[
+    str,
+    Path(
+        description="the stream id (the Kafka record key): 1-200 characters, no control "
+        "characters (`pipeline.contracts.ids`)",
+        min_length=1,
+        max_length=STREAM_MAX_CHARS,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
+    ),
+]
+"""A stream id in a path, with the id rule in the schema, so clients see it documented."""
 
 Authorized = [Depends(require_token)]
 """Router-level dependency list: every route of the router needs a read token."""

@@ -48,7 +48,13 @@ def alerts_newest_first(
     """Every alert Redis keeps (older than entry id `before`, if given), newest first, read
     in chunks as the caller consumes them. Entry ids only grow, so pages that follow
     `before` neither repeat nor skip an alert while new ones arrive."""
-    upper = "+" if before is None else "(" + before
+    upper = "+"
+    if before is not None:
+        ms, seq = (int(part) for part in before.split("-"))
+        if ms == seq == 0:
+            return  # nothing is older than the first possible id
+        if max(ms, seq) < 2**64:  # a larger id is after every id: start from the newest
+            upper = "(" + before
     while True:
         rows = cast("list[AlertRow]", client.xrevrange(key, max=upper, min="-", count=SCAN_CHUNK))
         for entry_id, fields in rows:

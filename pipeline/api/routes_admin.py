@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
-from pipeline.api.deps import AdminOnly, Context
+from pipeline.api.deps import ERRORS, AdminOnly, Context, StreamIdPath
+from pipeline.api.schemas import ErrorBody
 from pipeline.state.base import validate_stream
 from pipeline.state.reset import reset_stream
 
-router = APIRouter(tags=["admin"], dependencies=AdminOnly)
+router = APIRouter(tags=["admin"], dependencies=AdminOnly, responses=ERRORS)
 
 
 class StreamReset(BaseModel):
@@ -24,12 +23,12 @@ class StreamReset(BaseModel):
 @router.post(
     "/streams/{stream_id:path}/reset",
     response_model=StreamReset,
-    responses={404: {"description": "no state stored for the stream"}},
+    responses={404: {"model": ErrorBody, "description": "no state stored for the stream"}},
 )
 def reset(
     request: Request,
     context: Context,
-    stream_id: Annotated[str, Path(description="the stream id (the Kafka record key)")],
+    stream_id: StreamIdPath,
 ) -> StreamReset:
     """Forget a stream's learnt state and feature set (audited in the API's log); its next
     event starts it afresh. Events already applied are not applied again."""

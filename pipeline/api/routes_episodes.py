@@ -197,12 +197,11 @@ def list_silences(context: Context) -> SilenceList:
 def create_silence(context: Context, body: SilenceRequest) -> SilenceBody:
     """Silence one stream or a glob of streams for a duration: the sinks skip their
     alerts (the alerts topic and the dashboard still show them)."""
-    if (body.stream is None) == (body.pattern is None):
-        raise HTTPException(422, "give exactly one of stream or pattern")
+    stream, pattern = (body.value, None) if body.kind == "stream" else (None, body.value)
     try:
         silence = add_silence(
-            context.redis, context.settings.redis_prefix, stream=body.stream,
-            pattern=body.pattern, seconds=body.duration_s, by=body.by or "admin", note=body.note,
+            context.redis, context.settings.redis_prefix, stream=stream, pattern=pattern,
+            seconds=body.duration_s, by=body.by or "admin", note=body.note,
         )  # fmt: skip
     except ValueError as exc:
         raise HTTPException(409, str(exc)) from None

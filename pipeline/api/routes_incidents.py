@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from pipeline.api.deps import ERRORS, ApiContext, Authorized, Context
-from pipeline.state.peaks import buckets_in, lane_peaks, ranked_peaks
+from pipeline.state.peaks import MAX_BUCKETS, buckets_in, lane_peaks, ranked_peaks
 
 router = APIRouter(tags=["incidents"], dependencies=Authorized, responses=ERRORS)
 
@@ -43,13 +43,13 @@ class Lanes(BaseModel):
 
 
 def _buckets(context: ApiContext, from_ms: int, to_ms: int) -> tuple[int, list[int]]:
-    if from_ms > to_ms:
-        raise HTTPException(422, "from_ms must not be after to_ms")
+    """The buckets of [from_ms, to_ms]: none when from_ms is after to_ms, and only the
+    latest MAX_BUCKETS of a longer range (each bucket is one Redis key to read)."""
     bucket_ms = context.settings.peak_bucket_seconds * 1000
-    try:
-        return bucket_ms, buckets_in(from_ms, to_ms, bucket_ms)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc)) from None
+    if from_ms > to_ms:
+        return bucket_ms, []
+    from_ms = max(from_ms, to_ms - (MAX_BUCKETS - 1) * bucket_ms)
+    return bucket_ms, buckets_in(from_ms, to_ms, bucket_ms)
 
 
 @router.get("/incidents/ranking", response_model=Ranking)
@@ -59,7 +59,8 @@ def ranking(
     to_ms: EpochMs,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> Ranking:
-    """Streams ranked by their largest score between from_ms and to_ms (whole buckets)."""
+    """Streams ranked by their largest score between from_ms and to_ms (whole buckets; at
+    most the latest 2000 of them)."""
     bucket_ms, buckets = _buckets(context, from_ms, to_ms)
     rows = ranked_peaks(context.redis, context.settings.redis_prefix, buckets, limit)
     items = [RankedStream(stream=s, peak=p) for s, p in rows]

@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from typing import Annotated, Any, cast
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from detectors.state import FLAG_IN_ALERT, StateFormatError
 from pipeline.api.band import BAND_K, BAND_WINDOW, expected_band
-from pipeline.api.deps import ERRORS, ApiContext, Authorized, Context
+from pipeline.api.deps import ERRORS, ApiContext, Authorized, Context, StreamIdPath
 from pipeline.api.reads import SCAN_CHUNK, alerts_newest_first, get_many, ranked
 from pipeline.api.schemas import (
     BandInfo,
@@ -101,7 +101,8 @@ def _snapshot(context: ApiContext, cursor: str) -> tuple[str, int]:
     snap, _, offset = cursor.partition(":")
     if not context.redis.expire(snapshot_key(prefix, snap), SNAPSHOT_TTL_S):
         raise HTTPException(
-            410, "this cursor's snapshot has expired; start again with cursor=start"
+            404, "no such cursor (a snapshot expires 5 min after its last page); "
+            "start again with cursor=start",
         )
     return snap, int(offset)
 
@@ -123,7 +124,7 @@ def _search(
 
 @router.get(
     "/streams", response_model=StreamPage,
-    responses={410: {"model": ErrorBody, "description": "the cursor's snapshot expired"}},
+    responses={404: {"model": ErrorBody, "description": "the cursor's snapshot expired"}},
 )  # fmt: skip
 def list_streams(
     context: Context,
@@ -147,7 +148,7 @@ def list_streams(
     score changes may move between pages); with `cursor` from a snapshot taken at
     cursor=start, so paging never repeats or skips a stream."""
     if min_score is not None and max_score is not None and min_score > max_score:
-        raise HTTPException(422, "min_score must not exceed max_score")
+        return StreamPage(items=[], offset=offset, limit=limit, total=0, next_offset=None)
     low: float | str = "-inf" if min_score is None else min_score
     high: float | str = "+inf" if max_score is None else max_score
     if q is not None:
@@ -238,10 +239,13 @@ def _stream_alerts(context: ApiContext, stream: str, limit: int) -> list[dict[st
     return list(itertools.islice(mine, limit))
 
 
-@router.get("/streams/{stream_id:path}", response_model=StreamDetail)
+@router.get(
+    "/streams/{stream_id:path}", response_model=StreamDetail,
+    responses={404: {"model": ErrorBody, "description": "no state or history for the stream"}},
+)  # fmt: skip
 def stream_detail(
     context: Context,
-    stream_id: Annotated[str, Path(description="the stream id (the Kafka record key)")],
+    stream_id: StreamIdPath,
     points: Annotated[int, Query(ge=1, le=20_000, description="recent points to return")] = 300,
 ) -> StreamDetail:
     """Recent values, predictions with the expected band, scores and alerts of a stream."""

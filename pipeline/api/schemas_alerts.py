@@ -104,10 +104,10 @@ class FalsePositiveRequest(BaseModel):
 
 
 class SilenceRequest(BaseModel):
-    stream: str | None = Field(default=None, min_length=1, max_length=200)
-    pattern: str | None = Field(
-        default=None, min_length=1, max_length=200, description="glob of stream ids, e.g. card-*"
+    kind: Literal["stream", "pattern"] = Field(
+        description="stream: one stream id exactly; pattern: a glob of stream ids, e.g. card-*"
     )
+    value: str = Field(min_length=1, max_length=200)
     duration_s: float = Field(gt=0, le=30 * 86400)
     note: str = Field(default="", max_length=2000)
     by: str = Field(default="", max_length=100)
