@@ -101,7 +101,8 @@ def _snapshot(context: ApiContext, cursor: str) -> tuple[str, int]:
     snap, _, offset = cursor.partition(":")
     if not context.redis.expire(snapshot_key(prefix, snap), SNAPSHOT_TTL_S):
         raise HTTPException(
-            404, "no such cursor (a snapshot expires 5 min after its last page); "
+            404,
+            "no such cursor (a snapshot expires 5 min after its last page); "
             "start again with cursor=start",
         )
     return snap, int(offset)
