@@ -20,6 +20,7 @@ DEPLOY = ROOT / "deploy"
 FIELDS = {"batch_le_0.1": "1", "batches": "1", "deadletter:bad_json": "1", "model_version": "v",
           "trainer_last_success_s": "1700000000"}  # fmt: skip
 
+
 class _Stats:
     def __getattr__(self, name: str) -> Any:
         return {"deadletters": {}, "batch_buckets": [0] * 11}.get(name, 0)

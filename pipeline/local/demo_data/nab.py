@@ -14,17 +14,16 @@ an error, never silently skipped. A file present in both is read once, from the 
 
 from __future__ import annotations
 
-import csv
-import itertools
 import json
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from detectors.evaluation.nab_sample import SAMPLE_DIR
+from pipeline.contracts.csvfile import read_csv_table
+from pipeline.contracts.timestamps import epoch_ms
 from pipeline.local.demo_data.columns import (
     Columns,
     DemoDataError,
@@ -69,37 +68,13 @@ def nab_stream_name(relative_csv: str) -> str:
     return f"nab.{path.parent.name}.{path.stem}"
 
 
-def _parse_ms(stamps: list[str], where: str) -> IntArray:
-    """NAB timestamps are naive; they are read as UTC."""
-    try:
-        parsed = np.array([s.strip().replace(" ", "T") for s in stamps], dtype="datetime64[ms]")
-    except ValueError as exc:
-        raise DemoDataError(f"{where}: bad timestamp ({exc})") from None
-    return parsed.astype(np.int64)
-
-
 def _read_nab_csv(path: Path, max_rows: int | None) -> tuple[IntArray, FloatArray]:
-    try:
-        with path.open(newline="") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            rows = list(itertools.islice(reader, max_rows))
-    except OSError as exc:
-        raise DemoDataError(f"cannot read {path}: {exc.strerror}") from None
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise DemoDataError(f"{path} is not a readable CSV file: {exc}") from None
-    if header is None or [h.strip() for h in header] != ["timestamp", "value"]:
+    """A NAB file's timestamps (naive: UTC, by the worker's rule) and finite values."""
+    table = read_csv_table(path, max_rows)
+    if table.header != ["timestamp", "value"]:
         raise DemoDataError(f"{path}: expected header 'timestamp,value'")
-    if any(len(row) != 2 for row in rows):
-        line = next(n for n, row in enumerate(rows, start=2) if len(row) != 2)
-        raise DemoDataError(f"{path}: line {line}: expected 2 columns")
-    ts = _parse_ms([row[0] for row in rows], str(path))
-    try:
-        values = np.array([row[1] for row in rows], dtype=np.float64)
-    except ValueError:
-        raise DemoDataError(f"{path}: a value is not a number") from None
-    if not np.isfinite(values).all():
-        raise DemoDataError(f"{path}: non-finite value")
+    ts = table.epoch_ms("timestamp")
+    values = table.numbers(["value"])[:, 0]
     # A few NAB files repeat a timestamp (daylight-saving artefacts). Every row is kept, in
     # order, because NAB labels count rows; a repeat moves 1 ms after the previous row so
     # the stream's timestamps strictly increase (the worker rejects duplicates).
@@ -158,12 +133,7 @@ def nab_windows(dirs: Sequence[Path]) -> list[InjectedAnomaly]:
         except (OSError, ValueError) as exc:
             raise DemoDataError(f"cannot read {path}: {exc}") from None
     return [
-        InjectedAnomaly(nab_stream_name(relative), _iso_ms(start), _iso_ms(end), "nab_window")
+        InjectedAnomaly(nab_stream_name(relative), epoch_ms(start), epoch_ms(end), "nab_window")
         for relative, windows in sorted(labelled.items())
         for start, end in windows
     ]
-
-
-def _iso_ms(stamp: str) -> int:
-    moment = datetime.fromisoformat(stamp).replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)

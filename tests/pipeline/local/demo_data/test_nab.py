@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from detectors.evaluation.nab_sample import SAMPLE_DIR
+from pipeline.contracts.csvfile import CsvError
 from pipeline.local.demo_data import (
     NAB_DIR_ENV,
     DemoDataError,
@@ -143,10 +144,10 @@ def test_a_named_folder_without_nab_data_is_an_error_not_skipped(
     ("content", "message"),
     [
         ("time,value\n2014-01-01 00:00:00,1\n", "expected header"),
-        ("timestamp,value\nyesterday,1\n", "bad timestamp"),
-        ("timestamp,value\n2014-01-01 00:00:00,lots\n", "not a number"),
-        ("timestamp,value\n2014-01-01 00:00:00,nan\n", "non-finite"),
-        ("timestamp,value\n2014-01-01 00:00:00\n", "line 2"),
+        ("timestamp,value\nyesterday,1\n", "bad.csv:2: timestamp 'yesterday' is not ISO 8601"),
+        ("timestamp,value\n2014-01-01 00:00:00,lots\n", "'lots' is not a number"),
+        ("timestamp,value\n2014-01-01 00:00:00,nan\n", "'nan' is not finite"),
+        ("timestamp,value\n2014-01-01 00:00:00\n", "bad.csv:2: expected 2 fields, got 1"),
         ("timestamp,value\n2014-01-01 00:00:00,\xff\n", "not a readable CSV"),
     ],
 )
@@ -155,6 +156,6 @@ def test_a_broken_nab_file_gives_a_one_line_error(
 ) -> None:
     (tmp_path / "cat").mkdir()
     (tmp_path / "cat" / "bad.csv").write_bytes(content.encode("latin-1"))
-    with pytest.raises(DemoDataError, match=message) as info:
+    with pytest.raises((DemoDataError, CsvError), match=message) as info:
         nab_events([tmp_path])
     assert "\n" not in str(info.value) and "bad.csv" in str(info.value)
