@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from detectors.forecaster import LoadedModel
 from detectors.state import StateLayout
 from pipeline.api.schemas import ErrorBody, ValidationErrorBody
-from pipeline.contracts.ids import STREAM_MAX_CHARS
+from pipeline.contracts.ids import STREAM_ID_PATTERN, STREAM_MAX_CHARS
 from pipeline.models.registry import ModelRegistry
 from pipeline.models.serving import build_detector
 from pipeline.settings import Settings
@@ -122,7 +122,7 @@ StreamIdPath = Annotated[
         "characters (`pipeline.contracts.ids`)",
         min_length=1,
         max_length=STREAM_MAX_CHARS,
-        pattern=r"^[^\x00-\x1f\x7f-\x9f]+$",
+        pattern=STREAM_ID_PATTERN,
     ),
 ]
 """A stream id in a path, with the id rule in the schema, so clients see it documented."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import unicodedata
 
 STREAM_MAX_CHARS = 200
+STREAM_ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
+"""The rule as a JSON Schema pattern, for API docs (a lone surrogate cannot be in a URL)."""
 
 
 def unsafe_char(text: str) -> str | None:

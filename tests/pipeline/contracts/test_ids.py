@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from pipeline.contracts.ids import STREAM_MAX_CHARS, stream_id_problem, unsafe_char
+from pipeline.contracts.ids import (
+    STREAM_ID_PATTERN,
+    STREAM_MAX_CHARS,
+    stream_id_problem,
+    unsafe_char,
+)
 
 
 @pytest.mark.parametrize(
@@ -36,3 +43,11 @@ def test_invalid_ids_say_why(stream: str, why: str) -> None:
 def test_unsafe_means_a_control_character_or_a_lone_surrogate(text: str) -> None:
     bad = any(c <= "\x1f" or "\x7f" <= c <= "\x9f" or "\ud800" <= c <= "\udfff" for c in text)
     assert (unsafe_char(text) is not None) == bad
+
+
+@example("acct-42\n")
+@given(st.text(st.characters(codec="utf-8"), min_size=1, max_size=STREAM_MAX_CHARS))
+def test_the_api_pattern_says_what_the_rule_says(stream: str) -> None:
+    """URL paths carry no lone surrogate: on the rest the pattern and the rule agree."""
+    matches = re.fullmatch(STREAM_ID_PATTERN, stream) is not None  # fullmatch: "$" before "\n"
+    assert matches == (stream_id_problem(stream) is None)
