@@ -45,6 +45,8 @@ _MISSING: Any = object()
 
 def _get(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
     """The value at a dotted path, or _MISSING when any step is absent or not an object."""
+    if len(path) == 1:  # the common case: a top-level field
+        return obj.get(path[0], _MISSING)
     value: Any = obj
     for part in path:
         if type(value) is not dict:
@@ -97,39 +99,51 @@ class FieldMapping:
         self, record: ConsumerRecordLike, *, max_features: int, limit: float, max_bytes: int
     ) -> Event | Rejected:
         """The record as an event, or its rejection; never raises on record content."""
-        raw = record.value
         try:
-            if not raw:
-                raise RecordError(EMPTY, "record has no value")
-            if len(raw) > max_bytes:
-                raise RecordError(OVERSIZED, f"value is {len(raw)} bytes; the limit is {max_bytes}")
-            obj = parse_object(raw)
-            values = {}
-            for name, path in zip(self.features, self._feature_paths, strict=True):
-                value = _get(obj, path)
-                if value is _MISSING:
-                    raise RecordError(MISSING_FIELD, f"no '{name}' field (a mapped feature)")
-                values[name] = value
-            shaped = {"stream": self._stream(obj, record.key), "values": values}
-            ts_ms = self._ts_ms(obj, shaped)
-            stream, ts_ms, features, numbers = check_fields(
-                shaped, None, max_features=max_features, limit=limit, ts_ms=ts_ms
-            )
-            meta = self._meta(obj)
-            if (problem := meta_problem(meta, len(raw))) is not None:
-                raise RecordError(BAD_META, problem)
+            stream, ts_ms, features, values, meta = self.fields(
+                record.key, record.value, max_features=max_features, limit=limit,
+                max_bytes=max_bytes,
+            )  # fmt: skip
         except RecordError as bad:
-            return reject(record, bad.reason, self._own_names(bad.detail))
-        return Event(
-            stream=stream,
-            ts_ms=ts_ms,
-            features=features,
-            values=numbers,
-            meta=meta,
-            partition=record.partition,
-            offset=record.offset,
-            topic=record.topic,
+            return self.reject(record, bad)
+        partition, offset, topic = record.partition, record.offset, record.topic
+        return Event(stream, ts_ms, features, values, meta, partition, offset, topic)
+
+    def fields(
+        self,
+        key: bytes | None,
+        raw: bytes | None,
+        *,
+        max_features: int,
+        limit: float,
+        max_bytes: int,
+    ) -> tuple[str, int, tuple[str, ...], tuple[float, ...], dict[str, Any]]:
+        """(stream, ts_ms, features, values, meta) of a record's key and value; raises
+        RecordError (see `reject`)."""
+        if not raw:
+            raise RecordError(EMPTY, "record has no value")
+        if len(raw) > max_bytes:
+            raise RecordError(OVERSIZED, f"value is {len(raw)} bytes; the limit is {max_bytes}")
+        obj = parse_object(raw)
+        values = {}
+        for name, path in zip(self.features, self._feature_paths, strict=True):
+            value = _get(obj, path)
+            if value is _MISSING:
+                raise RecordError(MISSING_FIELD, f"no '{name}' field (a mapped feature)")
+            values[name] = value
+        shaped = {"stream": self._stream(obj, key), "values": values}
+        ts_ms = self._ts_ms(obj, shaped)
+        stream, ts_ms, features, numbers = check_fields(
+            shaped, None, max_features=max_features, limit=limit, ts_ms=ts_ms
         )
+        meta = self._meta(obj)
+        if (problem := meta_problem(meta, len(raw))) is not None:
+            raise RecordError(BAD_META, problem)
+        return stream, ts_ms, features, numbers, meta
+
+    def reject(self, record: ConsumerRecordLike, bad: RecordError) -> Rejected:
+        """The dead-letter verdict, its detail in the record's own field names."""
+        return reject(record, bad.reason, self._own_names(bad.detail))
 
     def _stream(self, obj: dict[str, Any], key: bytes | None) -> str:
         if not self.stream:
@@ -197,19 +211,21 @@ def decode_mapped(
     """`decode_columns` for a mapped topic: the same columns, one record at a time."""
     limit = min(max_abs_value, sys.float_info.max)
     out = DecodedBatch([], [], [], [], [], [], [])
-    for i in range(len(batch.values)):
-        result = mapping.decode(
-            batch.record(i), max_features=max_features, limit=limit, max_bytes=max_message_bytes
-        )
-        if isinstance(result, Rejected):
-            out.rejected.append(result)
+    fields = mapping.fields
+    for i, (key, raw) in enumerate(zip(batch.keys, batch.values, strict=True)):
+        try:
+            stream, ts_ms, features, values, meta = fields(
+                key, raw, max_features=max_features, limit=limit, max_bytes=max_message_bytes
+            )
+        except RecordError as bad:  # only a rejected record is built as a record object
+            out.rejected.append(mapping.reject(batch.record(i), bad))
             continue
         out.rows.append(i)
-        out.streams.append(result.stream)
-        out.ts_ms.append(result.ts_ms)
-        out.features.append(result.features)
-        out.values.append(result.values)
-        out.metas.append(result.meta)
+        out.streams.append(stream)
+        out.ts_ms.append(ts_ms)
+        out.features.append(features)
+        out.values.append(values)
+        out.metas.append(meta)
     return out
 
 
