@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -82,3 +84,26 @@ def test_stack_up_twice_says_so_and_exits_0(
     assert again.startswith("a local stack is already running")
     assert first.splitlines()[0] in again  # the same broker address, not a second stack
     assert main(["stack", "down"]) == 0
+
+
+@pytest.mark.parametrize("json_logs", [False, True])
+def test_the_worker_logs_progress_at_info_without_verbose(
+    stack: StackInfo,
+    topic_names: Any,
+    json_logs: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("VIGIL_PROGRESS_LOG_SECONDS", "0.5")
+    argv = ["--log-json"] if json_logs else []
+    argv += ["worker", "--bootstrap-servers", stack.bootstrap_servers,
+             "--redis-url", stack.redis_url, "--topic", topic_names("events"),
+             "--group", topic_names("group"), "--idle-exit", "2"]  # fmt: skip
+    assert main(argv) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if "worker progress" in line]
+    assert lines, "no progress line"
+    if json_logs:
+        entry = json.loads(lines[-1])
+        assert entry["level"] == "info" and entry["events"] == 0 and "lag" in entry
+    else:
+        assert " INFO pipeline.worker: worker progress: 0 events (+0)" in lines[-1]
