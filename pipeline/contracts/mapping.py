@@ -35,7 +35,7 @@ from pipeline.contracts.deadletter import (
 )
 from pipeline.contracts.events import Event, RecordError, check_fields, parse_object
 from pipeline.contracts.meta import meta_problem
-from pipeline.contracts.timestamps import TS_END_MS, TS_MIN_MS
+from pipeline.contracts.timestamps import BadTimestamp, epoch_ms_in
 from pipeline.settings import Settings
 
 TsFormat = Literal["auto", "iso8601", "epoch_s", "epoch_ms"]
@@ -179,12 +179,10 @@ class FieldMapping:
             raise RecordError(
                 BAD_TIMESTAMP, f"'{self.ts}' must be {expected}, got {_type_name(value)}"
             )
-        ms = value * 1000 if fmt == "epoch_s" else value
-        if not TS_MIN_MS <= ms < TS_END_MS:  # the parser already refused NaN and Infinity
-            raise RecordError(
-                BAD_TIMESTAMP, f"'{self.ts}' {value!r} ({fmt}) is before 1970 or after 2200"
-            )
-        return round(ms)
+        try:
+            return epoch_ms_in(value, "s" if fmt == "epoch_s" else "ms")
+        except BadTimestamp as exc:
+            raise RecordError(BAD_TIMESTAMP, f"'{self.ts}' {value!r} ({fmt}) {exc}") from None
 
     def _meta(self, obj: dict[str, Any]) -> dict[str, Any]:
         if not self.meta:

@@ -1,19 +1,21 @@
 """The one rule for event times: which forms a timestamp may take and which instant each names.
 
-The worker's decoder (JSON values), backtest and the training reader (CSV cells) all call
-this module, so a file replayed offline is read at the same instants the worker would
+The worker's decoder (JSON values, and a mapped topic's named epoch unit), backtest, the
+evaluation and training readers and the demo (CSV cells) all call this module, so a file replayed offline is read at the same instants the worker would
 read it live. A timestamp is an ISO 8601 string (``Z`` or an offset; no offset means UTC)
 or a number of epoch seconds or milliseconds: numbers at or above `EPOCH_MS_FROM` are
 milliseconds, smaller ones seconds (1e11 seconds is the year 5138 and 1e11 milliseconds
 is March 1973, so any realistic time is read right). The result is integer epoch
-milliseconds, sub-millisecond digits dropped; times before 1970 or from the year 2201 on
-are refused: a state's timestamps are kept as int64 milliseconds and compared in order,
-and such values are always a producer's mistake.
+milliseconds (a number rounded to the millisecond, an ISO string's sub-millisecond
+digits dropped); times before 1970 or from the year 2201 on are refused: a state's
+timestamps are kept as int64 milliseconds and compared in order, and such values are
+always a producer's mistake.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Literal
 
 EPOCH_MS_FROM = 1e11
 """Epoch numbers at or above this are milliseconds, below it seconds."""
@@ -40,11 +42,8 @@ def epoch_ms(ts: object) -> int:
     kind = type(ts)
     if kind is int or kind is float:
         number: float = ts  # type: ignore[assignment]
-        if not -1e15 < number < 1e15:  # far outside the range in s or ms; keeps round() finite
-            raise BadTimestamp(OUT_OF_RANGE)
-        scaled = number if number >= EPOCH_MS_FROM else number * 1000
-        ms = scaled if kind is int else round(scaled)
-    elif kind is str:
+        return epoch_ms_in(number, "ms" if number >= EPOCH_MS_FROM else "s")
+    if kind is str:
         try:
             moment = datetime.fromisoformat(ts)  # type: ignore[arg-type]
         except ValueError:
@@ -52,11 +51,23 @@ def epoch_ms(ts: object) -> int:
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)
         ms = (moment - _EPOCH) // _ONE_MS
-    else:
-        raise BadTimestamp(WRONG_TYPE)
+        if not TS_MIN_MS <= ms < TS_END_MS:
+            raise BadTimestamp(OUT_OF_RANGE)
+        return ms
+    raise BadTimestamp(WRONG_TYPE)
+
+
+def epoch_ms_in(number: float, unit: Literal["s", "ms"]) -> int:
+    """An epoch number whose unit is known -> epoch ms (sub-millisecond digits rounded).
+
+    `epoch_ms` picks the unit by the cut-off; a mapped topic can name it (`epoch_s`,
+    `epoch_ms`). Raises `BadTimestamp` outside the range, NaN and infinities included
+    (checked before rounding, which they could not survive).
+    """
+    ms = number * 1000 if unit == "s" else number
     if not TS_MIN_MS <= ms < TS_END_MS:
         raise BadTimestamp(OUT_OF_RANGE)
-    return int(ms)
+    return round(ms)
 
 
 def epoch_ms_text(text: str) -> int:
