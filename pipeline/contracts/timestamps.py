@@ -1,15 +1,15 @@
 """The one rule for event times: which forms a timestamp may take and which instant each names.
 
 The worker's decoder (JSON values, and a mapped topic's named epoch unit), backtest, the
-evaluation and training readers and the demo (CSV cells) all call this module, so a file replayed offline is read at the same instants the worker would
-read it live. A timestamp is an ISO 8601 string (``Z`` or an offset; no offset means UTC)
-or a number of epoch seconds or milliseconds: numbers at or above `EPOCH_MS_FROM` are
-milliseconds, smaller ones seconds (1e11 seconds is the year 5138 and 1e11 milliseconds
-is March 1973, so any realistic time is read right). The result is integer epoch
-milliseconds (a number rounded to the millisecond, an ISO string's sub-millisecond
-digits dropped); times before 1970 or from the year 2201 on are refused: a state's
-timestamps are kept as int64 milliseconds and compared in order, and such values are
-always a producer's mistake.
+evaluation and training readers and the demo (CSV cells) all call this module, so a file
+replayed offline is read at the same instants the worker would read it live. A timestamp
+is an ISO 8601 string (``Z`` or an offset; no offset means UTC) or a number of epoch
+seconds or milliseconds: numbers at or above `EPOCH_MS_FROM` are milliseconds, smaller
+ones seconds (1e11 seconds is the year 5138 and 1e11 milliseconds is March 1973, so any
+realistic time is read right). The result is integer epoch milliseconds (a number
+rounded to the millisecond, an ISO string's sub-millisecond digits dropped); times
+before 1970 or from the year 2201 on are refused: a state's timestamps are kept as int64
+milliseconds and compared in order, and such values are always a producer's mistake.
 """
 
 from __future__ import annotations
