@@ -26,7 +26,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from pipeline.settings import Settings
@@ -80,6 +85,26 @@ class WorkerCollector(Collector):
             buckets=buckets,
             sum_value=stats.batch_seconds,
         )
+        yield from self._sinks()
+
+    def _sinks(self) -> Iterator[Metric]:
+        """Alert sinks (`pipeline.sinks`): what each did with the alerts it was handed."""
+        outcomes = CounterMetricFamily(
+            "vigil_worker_sink_alerts",
+            "Alerts handed to each sink, by outcome (failed: gave up after the retries; "
+            "dropped: its queue was full).",
+            labels=["sink", "outcome"],
+        )
+        queued = GaugeMetricFamily(
+            "vigil_worker_sink_queue", "Alerts waiting in each sink's queue.", labels=["sink"]
+        )
+        for sender in self.worker.senders:
+            name, st = sender.sink.name, sender.stats
+            for outcome in ("delivered", "failed", "dropped", "silenced"):
+                outcomes.add_metric([name, outcome], getattr(st, outcome))
+            queued.add_metric([name], sender.pending())
+        yield outcomes
+        yield queued
 
 
 def health(worker: Worker, now: float | None = None) -> tuple[int, dict[str, Any]]:

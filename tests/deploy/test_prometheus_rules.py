@@ -28,6 +28,7 @@ class _Stats:
 
 class _Worker:
     stats = _Stats()
+    senders: tuple[Any, ...] = ()
 
 
 def served() -> set[str]:

@@ -104,6 +104,16 @@ function renderDetail() {
   d.alerts.slice(0, 20).forEach((a) => list.appendChild(alertItem(a, false)));
 }
 
+$("d-silence").addEventListener("click", async () => {
+  if (!ui.selected) return;
+  try {
+    const s = await post("/silences", { kind: "stream", value: ui.selected, duration_s: 3600, by: "dashboard" });
+    toast(`${s.stream} silenced until ${when(s.until_ms)}`);
+  } catch (err) {
+    toast(String(err.message || err));
+  }
+});
+
 let resizeTimer = null;
 window.addEventListener("resize", () => {
   clearTimeout(resizeTimer);

@@ -148,6 +148,10 @@ def test_an_incident_opens_stays_ongoing_resolves_and_is_found(
     assert label["acknowledged_by"] == "dashboard"
     assert label["false_positive"] is True and label["note"] == "load test, not an incident"
     shot(page, "incident-labelled.png")
+    page.locator("#d-silence").click()
+    expect(page.locator("#toast")).to_contain_text(f"{TARGET} silenced until")
+    silences = httpx.get(f"{base}/silences", headers={"Authorization": f"Bearer {TOKEN}"}).json()
+    assert [s["stream"] for s in silences["items"]] == [TARGET]
 
     # At 800 px the panels stack and the chart keeps its width.
     page.set_viewport_size({"width": 800, "height": 900})

@@ -6,9 +6,12 @@ import threading
 import time
 from typing import Any
 
+from prometheus_client import CollectorRegistry, generate_latest
+
 from pipeline.contracts.alerts import Alert
 from pipeline.local.stack import StackInfo
 from pipeline.sinks.sender import SinkSender
+from pipeline.worker.health import WorkerCollector
 from pipeline.worker.wiring import create_topics, open_worker
 from tests.pipeline.kafka.helpers import produce, read_all, sensor_events, test_settings
 from tests.pipeline.sinks.receivers import receiver
@@ -51,12 +54,25 @@ def test_firing_and_resolved_reach_alertmanager_and_a_flaky_webhook(
             assert firing[0]["annotations"]["summary"].startswith(f"{done.stream}: value is")
             assert ended[0]["startsAt"] < ended[0]["endsAt"]
 
+        scraped = generate_latest(_registry(worker)).decode()
+        assert (
+            f'vigil_worker_sink_alerts_total{{outcome="delivered",sink="webhook"}} {len(kafka)}.0'
+            in scraped
+        )
+        assert 'vigil_worker_sink_alerts_total{outcome="failed",sink="alertmanager"} 0.0' in scraped
+
         # The webhook refused the first two attempts; retries delivered every alert once.
         assert hook.attempts == len(kafka) + 2
         assert sorted(b["id"] for b in hook.bodies) == sorted(a.id for a in kafka)
         assert all(
             h["Idempotency-Key"] == b["id"] for h, b in zip(hook.headers, hook.bodies, strict=True)
         )
+
+
+def _registry(worker: Any) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(WorkerCollector(worker))
+    return registry
 
 
 class _Stuck:
