@@ -48,6 +48,26 @@ def test_a_batch_gives_the_same_outputs_as_single_streams(loaded: LoadedModel) -
         assert singles[i]["count"][0] == batch["count"][i] == 80
 
 
+def test_step_is_pure_its_inputs_are_never_changed(loaded: LoadedModel) -> None:
+    """The worker keeps states in memory between saves and retries a batch after a Redis
+    error: a step that wrote into the arrays it was given would corrupt that retry."""
+    det = RecurrentDetector(loaded)
+    data = streams(3, 120, seed=11)
+    states = det.layout.fresh(3)
+    mask = np.zeros((3, 4), bool)
+    mask[:, 0] = True
+    for t in range(120):
+        x = np.zeros((3, 4), np.float32)
+        x[:, 0] = data[t]
+        ts = np.full(3, t * 300_000, np.int64)
+        kept = (x.copy(), mask.copy(), states.copy(), ts.copy())
+        out = det.step(x, mask, states, ts)
+        for given, before in zip((x, mask, states, ts), kept, strict=True):
+            np.testing.assert_array_equal(given, before)
+        assert out.states is not states
+        states = out.states
+
+
 def test_a_state_from_another_model_version_is_rewarmed(loaded: LoadedModel) -> None:
     old = RecurrentDetector(loaded)
     new = RecurrentDetector(LoadedModel(loaded.model, "test-b", loaded.sha256))
