@@ -68,6 +68,7 @@ class _Client:
         default_factory=lambda: asyncio.Queue(QUEUE_SIZE)
     )
     overflowed: bool = False
+    closing: bool = False  # the server is stopping
 
 
 class AlertFeed:
@@ -89,6 +90,7 @@ class AlertFeed:
         self._reads = aioredis.Redis(connection_pool=pool)
         self._clients: set[_Client] = set()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def clients(self) -> int:
@@ -112,8 +114,21 @@ class AlertFeed:
         client = _Client()
         self._clients.add(client)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._follow())
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._follow())
         return client
+
+    def end_clients(self) -> None:
+        """End every open feed (the server is stopping: browsers reconnect elsewhere).
+        Safe from a signal handler or another thread."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._end_all)
+
+    def _end_all(self) -> None:
+        for client in list(self._clients):
+            client.closing = True
+            with contextlib.suppress(asyncio.QueueFull):
+                client.queue.put_nowait(None)  # wakes it; a full queue wakes it anyway
 
     def unsubscribe(self, client: _Client) -> None:
         self._clients.discard(client)
@@ -208,6 +223,9 @@ async def sse_stream(
             except asyncio.TimeoutError:
                 yield b": ping\n\n"
                 continue
+            if client.closing:
+                yield b": server stopping, reconnect\n\n"
+                return
             if body is None or client.overflowed:
                 yield b": too slow, reconnect with Last-Event-ID\n\n"
                 return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+from types import FrameType
+from typing import Any
 
 import uvicorn
 
@@ -45,13 +47,36 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+SHUTDOWN_GRACE_S = 10
+"""Seconds a stopping API lets open requests finish before it cancels them (a backstop:
+the live feeds are ended at once, see `_Server`)."""
+
+
 def _server(settings: Settings, log_level: str) -> uvicorn.Server:
     from pipeline.api.app import create_app
 
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings), log_level=log_level, proxy_headers=False, lifespan="on"
-    )
-    return uvicorn.Server(config)
+        app, log_level=log_level, proxy_headers=False, lifespan="on",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )  # fmt: skip
+    return _Server(config, app)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, ending the live feeds when asked to stop: their clients never
+    close a stream themselves, and uvicorn waits for every open request before it stops
+    (Kubernetes would kill the pod after its grace period instead)."""
+
+    def __init__(self, config: uvicorn.Config, app: Any) -> None:
+        super().__init__(config)
+        self.app = app
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        feed = getattr(self.app.state, "live_feed", None)
+        if feed is not None:
+            feed.end_clients()
+        super().handle_exit(sig, frame)
 
 
 def run_api(settings: Settings, host: str | None = None, port: int | None = None) -> int:

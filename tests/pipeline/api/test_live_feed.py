@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -14,7 +18,7 @@ import redis
 
 from pipeline.api.app import create_app
 from pipeline.contracts.alerts import Alert, alert_id, iso_utc
-from pipeline.local.stack import StackInfo
+from pipeline.local.stack import StackInfo, free_port
 from pipeline.settings import Settings
 from pipeline.state.base import alerts_key
 from pipeline.worker.wiring import create_topics, open_worker
@@ -114,3 +118,42 @@ def test_200_clients_share_one_redis_reader_and_a_worker_still_starts(
         results = loop.run_until_complete(asyncio.wait_for(feeds, 60))
         loop.close()
     assert results == [(200, "fan-out")] * 200
+
+
+def test_a_stopping_api_ends_its_live_feeds_at_once(stack: StackInfo, tmp_path: Any) -> None:
+    """uvicorn waits for open requests before it stops, and feed clients never close
+    theirs: SIGTERM must end them, not wait for Kubernetes to kill the pod."""
+    settings = module_settings(stack)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIGIL_")}
+    env |= {"VIGIL_HOME": os.environ["VIGIL_HOME"], "VIGIL_REDIS_URL": stack.redis_url,
+            "VIGIL_BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+            "VIGIL_REDIS_PREFIX": settings.redis_prefix}  # fmt: skip
+    log = tmp_path / "api.log"
+    with open(log, "wb") as err:
+        api = subprocess.Popen([sys.executable, "-m", "pipeline.cli.main", "api", "--port",
+                                str(port)], env=env, stdout=err, stderr=err)  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert api.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
+        with httpx.stream("GET", f"{base}/alerts/live", timeout=30) as res:
+            lines = res.iter_lines()
+            assert next(lines) == "retry: 3000"
+            api.send_signal(signal.SIGTERM)
+            rest = list(lines)  # the server ends the stream
+        assert ": server stopping, reconnect" in rest
+        # uvicorn re-raises the signal once it has shut down cleanly
+        assert api.wait(timeout=15) in (0, -signal.SIGTERM)
+        assert "Application shutdown complete" in log.read_text()
+        assert "Traceback" not in log.read_text()
+    finally:
+        if api.poll() is None:
+            api.kill()
+            api.wait()
