@@ -12,20 +12,21 @@ from detectors.policy import OPEN, RESOLVE
 from pipeline.contracts.alerts import Alert
 from pipeline.contracts.episodes import episode_id
 from pipeline.contracts.events import Event
+from pipeline.kafka.memory import MemoryBroker
 from pipeline.local.stack import StackInfo
 from pipeline.worker.alerting import alerts_of_event, feature_reasons
-from pipeline.worker.wiring import create_topics, open_worker
-from tests.pipeline.kafka.helpers import produce, read_all, sensor_events, test_settings
+from tests.pipeline.kafka.helpers import memory_worker, sensor_events, test_settings
 
 
 def test_a_spike_opens_an_episode_and_quiet_resolves_it(stack: StackInfo, topic_names: Any) -> None:
     s = test_settings(stack, topic_names, alert_quiet_seconds=600)
-    create_topics(s)
     events = sensor_events(n_streams=6, per_stream=130, spike_at=90)
-    produce(s.bootstrap_servers, s.events_topic, events)
-    open_worker(s).run(max_records=len(events), idle_exit_s=20)
+    broker = MemoryBroker()  # the in-memory Kafka double: this is about the worker's alerts
+    worker = memory_worker(s, broker)
+    broker.produce_all(s.events_topic, events)
+    assert worker.run(idle_exit_s=0).records == len(events)
 
-    alerts = [Alert.from_json(r.value) for r in read_all(s.bootstrap_servers, s.alerts_topic)]
+    alerts = [Alert.from_json(r.value) for r in broker.records(s.alerts_topic)]
     by_stream: dict[str, list[Alert]] = {}
     for a in alerts:
         by_stream.setdefault(a.stream, []).append(a)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 
 from pipeline.api.app import create_app
 from pipeline.contracts.deadletter import FEATURE_MISMATCH, FUTURE_TIMESTAMP
+from pipeline.kafka.memory import MemoryBroker
 from pipeline.local.stack import StackInfo
 from pipeline.settings import Settings
 from pipeline.state.base import state_key
@@ -23,7 +24,7 @@ from pipeline.worker.batch import feature_tag
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.resets import apply_resets
 from pipeline.worker.wiring import create_topics, open_worker
-from tests.pipeline.kafka.helpers import produce, read_all, test_settings
+from tests.pipeline.kafka.helpers import memory_worker, produce, read_all, test_settings
 from tests.reliability.harness import LAYOUT, WorkerThread, states, wait_until, worker_env
 
 T0 = 1_763_700_000_000
@@ -51,15 +52,20 @@ def test_an_event_in_2199_is_dead_lettered_and_the_stream_keeps_scoring(
     stack: StackInfo, topic_names: Any
 ) -> None:
     s = test_settings(stack, topic_names, topic_partitions=1)
-    create_topics(s)
     records = [event("f", i) for i in range(60)]
     records.append((b"f", b'{"ts": "2199-12-31T00:00:00Z", "value": 11}'))
     records += [event("f", i) for i in range(60, 80)]
-    produce(s.bootstrap_servers, s.events_topic, records)
-    stats = run(s, len(records))
-    assert stats.applied == 80
-    assert reasons(s, 1) == [(60, FUTURE_TIMESTAMP)]
-    detail = dict(read_all(s.bootstrap_servers, s.deadletter_topic, expect=1)[0].headers)
+    broker = MemoryBroker()  # the in-memory Kafka double: this is about the worker's check
+    worker = memory_worker(s, broker)
+    broker.produce_all(s.events_topic, records)
+    stats = worker.run(idle_exit_s=0)
+    assert (stats.records, stats.applied) == (len(records), 80)
+    (dead,) = broker.records(s.deadletter_topic)
+    detail = dict(dead.headers)
+    assert (int(detail["vigil.source.offset"]), detail["vigil.reason"].decode()) == (
+        60,
+        FUTURE_TIMESTAMP,
+    )
     assert detail["vigil.detail"] == b"ts is over 86400 s ahead of the worker's clock"
     st, _ = states(s, ["f"])
     assert int(st["count"][0]) == 80 and int(st["last_ts"][0]) == T0 + 79 * MINUTE
