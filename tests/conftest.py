@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
+from pipeline.local.cluster import LocalCluster
 from pipeline.local.stack import LocalStack, StackInfo
+from pipeline.state.cluster import connect_cluster
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +26,24 @@ def stack() -> Iterator[StackInfo]:
     """A running LocalStack (Tansu + redis-server on free loopback ports)."""
     with LocalStack() as info:
         yield info
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[str]:
+    """The URL (redis+cluster://) of a real 3-master Redis Cluster on loopback."""
+    with LocalCluster() as url:
+        yield url
+
+
+@pytest.fixture
+def cluster_client(redis_cluster: str) -> Iterator[RedisCluster]:
+    """A client on the session's Redis Cluster, every primary emptied before the test."""
+    client = connect_cluster(redis_cluster)
+    client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture

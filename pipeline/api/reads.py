@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import redis
+from redis.cluster import RedisCluster
 
 SCAN_CHUNK = 500
 AlertRow = tuple[bytes, dict[bytes, bytes]]
@@ -25,7 +26,12 @@ def ranked(
 
 
 def get_many(client: redis.Redis, keys: list[str]) -> list[bytes | None]:
-    return cast("list[bytes | None]", client.mget(keys)) if keys else []
+    """MGET; on Redis Cluster one MGET per slot (the keys are streams' own slots)."""
+    if not keys:
+        return []
+    if isinstance(client, RedisCluster):
+        return cast("list[bytes | None]", client.mget_nonatomic(keys))
+    return cast("list[bytes | None]", client.mget(keys))
 
 
 def decode_alert(entry_id: bytes, fields: dict[bytes, bytes]) -> dict[str, Any]:

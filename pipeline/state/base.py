@@ -119,7 +119,7 @@ def check_header(blob: bytes) -> tuple[int, int]:
 
 
 def accepts(stored: bytes | None, new: bytes) -> bool:
-    """The fencing rule; `_FENCED_SET` is the same rule in Lua and must stay in step."""
+    """The fencing rule; `fenced_save.lua` is the same rule in Lua and must stay in step."""
     if stored is None or stored == new:
         return True
     if len(stored) < HEADER.size or stored[:2] != MAGIC:
@@ -153,10 +153,10 @@ class StateStore(Protocol):
     """Batched per-stream state storage.
 
     Every call takes a whole batch and answers in input order, so an implementation is
-    free to split the batch however its backend needs. A Redis Cluster store would group
-    the keys by hash slot (`state_key` puts each stream in its own hash tag), send one
-    MGET / EVALSHA per group, pipelined per node, and reassemble the answers in order —
-    without any change to callers.
+    free to split the batch however its backend needs: the Redis Cluster store
+    (`pipeline.state.cluster`) groups the keys by hash slot (`state_key` puts each stream
+    in its own hash tag), sends one MGET / fenced save per slot, pipelined per node, and
+    reassembles the answers in order — without any change to callers.
     """
 
     def load(self, streams: Sequence[str]) -> list[bytes | None]:

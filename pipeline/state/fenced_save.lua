@@ -7,6 +7,8 @@
 -- history entries; then KEYS[h+1] the scores zset, KEYS[h+2] the alerts stream, KEYS[h+3]
 -- the metrics hash (h = n or 2n), and ARGV continues with n stream ids, the alerts, then
 -- (field, increment) metric pairs (a field starting with "=" is set, not incremented).
+-- Without those three keys (#KEYS = h: Redis Cluster, where they live in other slots and
+-- pipeline.state.cluster writes them in a second step) only states and history are written.
 -- Returns the 1-based indices of refused writes. Keys are handled in order, so a stream
 -- that appears twice in one batch behaves as two consecutive saves.
 --
@@ -23,6 +25,7 @@ local scores = ARGV[5]
 local view = #KEYS > n
 local h = n
 if view and hlen > 0 then h = 2 * n end
+local globals = #KEYS > h
 local streams = 5 + n
 if hlen > 0 then streams = 5 + 2 * n end
 local refused = {}
@@ -65,11 +68,13 @@ for i = 1, n do
           redis.call('SET', KEYS[n + i], head .. body)
         end
       end
-      ranked[#ranked + 1] = struct.unpack('<d', scores, 8 * (i - 1) + 1)
-      ranked[#ranked + 1] = ARGV[streams + i]
-      if #ranked >= 1000 then
-        redis.call('ZADD', KEYS[h + 1], unpack(ranked))
-        ranked = {}
+      if globals then
+        ranked[#ranked + 1] = struct.unpack('<d', scores, 8 * (i - 1) + 1)
+        ranked[#ranked + 1] = ARGV[streams + i]
+        if #ranked >= 1000 then
+          redis.call('ZADD', KEYS[h + 1], unpack(ranked))
+          ranked = {}
+        end
       end
     end
   else
@@ -79,7 +84,7 @@ end
 if #ranked > 0 then
   redis.call('ZADD', KEYS[h + 1], unpack(ranked))
 end
-if view then
+if globals then
   local first = streams + n
   for j = first + 1, first + n_alerts do
     redis.call('XADD', KEYS[h + 2], 'MAXLEN', '~', kept, '*', 'alert', ARGV[j])

@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import redis
@@ -40,7 +40,7 @@ _T = TypeVar("_T")
 
 # Errors that say "try again later", not "your request is wrong". Connection errors
 # include BusyLoadingError (Redis restarting) and authentication failures.
-_TRANSIENT: tuple[type[Exception], ...] = (
+TRANSIENT: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.ReadOnlyError,
@@ -49,8 +49,43 @@ _TRANSIENT: tuple[type[Exception], ...] = (
 
 
 # The script lives beside this module as a file, so it reads (and lints) as Lua.
-_FENCED_SET = (Path(__file__).parent / "fenced_save.lua").read_text()
-_FENCED_SET_SHA = hashlib.sha1(_FENCED_SET.encode()).hexdigest()
+FENCED_SAVE = (Path(__file__).parent / "fenced_save.lua").read_text()
+FENCED_SAVE_SHA = hashlib.sha1(FENCED_SAVE.encode()).hexdigest()
+
+
+ScriptArg = bytes | str | float | int
+
+
+def fenced_save_call(
+    prefix: str,
+    items: Sequence[tuple[str, bytes]],
+    view: BatchView | None,
+    *,
+    with_globals: bool = True,
+) -> tuple[list[str], list[ScriptArg]]:
+    """KEYS and ARGV of one `fenced_save.lua` call (its header comment has the layout).
+
+    Without globals only the states and the history are written: on Redis Cluster the
+    scores, alerts and metrics keys live in other slots than the streams'.
+    """
+    keys = checked_keys(prefix, items)
+    args: list[ScriptArg] = [len(items), 0, ALERTS_KEPT, 0, b""]
+    args += [blob for _, blob in items]
+    if view is None:
+        return keys, args
+    streams = [stream for stream, _ in items]
+    if view.history_length > 0:
+        keys += [history_key(prefix, s) for s in streams]
+        args += view.history
+        args[1] = view.history_length
+    if with_globals:
+        keys += [scores_key(prefix), alerts_key(prefix), metrics_key(prefix)]
+        args[3] = len(view.alerts)
+        args[4] = np.asarray(view.scores, dtype="<f8").tobytes()
+        args += [*streams, *view.alerts]
+        for field, amount in view.metrics:
+            args += [field, amount]
+    return keys, args
 
 
 class RedisStateStore:
@@ -63,7 +98,7 @@ class RedisStateStore:
     def _call(self, action: Callable[[], _T]) -> _T:
         try:
             return action()
-        except _TRANSIENT as exc:
+        except TRANSIENT as exc:
             raise StoreUnavailable(f"Redis unavailable: {exc}") from exc
 
     def load(self, streams: Sequence[str]) -> list[bytes | None]:
@@ -76,20 +111,7 @@ class RedisStateStore:
     def save(self, items: Sequence[tuple[str, bytes]], view: BatchView | None = None) -> list[bool]:
         if not items and (view is None or not (view.alerts or view.metrics)):
             return []
-        keys = checked_keys(self.prefix, items)
-        args: list[bytes | str | float | int] = [len(items), 0, ALERTS_KEPT, 0, b""]
-        args += [blob for _, blob in items]
-        if view is not None:
-            streams = [stream for stream, _ in items]
-            if view.history_length > 0:
-                keys += [history_key(self.prefix, s) for s in streams]
-                args += view.history
-            keys += [scores_key(self.prefix), alerts_key(self.prefix), metrics_key(self.prefix)]
-            args[1], args[3] = view.history_length, len(view.alerts)
-            args[4] = np.asarray(view.scores, dtype="<f8").tobytes()
-            args += [*streams, *view.alerts]
-            for field, amount in view.metrics:
-                args += [field, amount]
+        keys, args = fenced_save_call(self.prefix, items, view)
         refused = self._call(lambda: self._fenced_set(keys, args))
         results = [True] * len(items)
         for index in refused:
@@ -100,14 +122,14 @@ class RedisStateStore:
         if peaks:
             self._call(lambda: write_peaks(self.client, self.prefix, peaks, ttl_s))
 
-    def _fenced_set(self, keys: list[str], args: list[bytes | str | float | int]) -> list[int]:
+    def _fenced_set(self, keys: list[str], args: list[ScriptArg]) -> list[int]:
         # The SHA is known locally, so the script is only sent when Redis lacks it
         # (first use, or after a restart / SCRIPT FLUSH).
         try:
-            return self.client.evalsha(_FENCED_SET_SHA, len(keys), *keys, *args)
+            return self.client.evalsha(FENCED_SAVE_SHA, len(keys), *keys, *args)
         except redis.exceptions.NoScriptError:
-            self.client.script_load(_FENCED_SET)
-            return self.client.evalsha(_FENCED_SET_SHA, len(keys), *keys, *args)
+            self.client.script_load(FENCED_SAVE)
+            return self.client.evalsha(FENCED_SAVE_SHA, len(keys), *keys, *args)
 
     def _scan(self, kind: str) -> list[bytes]:
         # Matching up to the "{" means another prefix ("vigil:s" vs "vigil") never matches.
@@ -144,27 +166,42 @@ class RedisStateStore:
             self._call(lambda: self.client.delete(*keys))
 
 
+def client_options() -> dict[str, Any]:
+    """Raw bytes, health checks, bounded waits, few hidden retries (see connect_redis)."""
+    return {
+        "decode_responses": False,
+        "health_check_interval": 15,
+        "socket_connect_timeout": 3.0,
+        "socket_timeout": 10.0,
+        "socket_keepalive": True,
+        "retry": Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=2),
+    }
+
+
 def connect_redis(url: str) -> redis.Redis:
     """A client for the state store: raw bytes, health checks, bounded waits.
 
     Retries are few and short on purpose: the worker has its own pause-and-retry loop
     around StoreUnavailable, and a long hidden retry would just stall a poll loop.
+    A `redis+cluster://` URL gives a RedisCluster client (`pipeline.state.cluster`): it
+    has the same single-key commands, which is what the API and the worker's helpers use.
     """
+    from pipeline.state.cluster import connect_cluster, is_cluster_url
+
+    if is_cluster_url(url):
+        return cast("redis.Redis", connect_cluster(url))
     try:
-        return redis.Redis.from_url(
-            url,
-            decode_responses=False,
-            health_check_interval=15,
-            socket_connect_timeout=3.0,
-            socket_timeout=10.0,
-            socket_keepalive=True,
-            retry=Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), retries=2),
-        )
+        return redis.Redis.from_url(url, **client_options())
     except ValueError as exc:
         # The message never echoes the URL: it may carry a password.
         raise ValueError(f"invalid Redis URL: {exc}") from None
 
 
 def open_store(settings: Settings) -> RedisStateStore:
-    """The state store the settings name (Redis address and key prefix)."""
-    return RedisStateStore(connect_redis(settings.redis_address()), settings.redis_prefix)
+    """The state store the settings name (Redis or Redis Cluster address, key prefix)."""
+    from pipeline.state.cluster import ClusterStateStore, connect_cluster, is_cluster_url
+
+    url = settings.redis_address()
+    if is_cluster_url(url):
+        return ClusterStateStore(connect_cluster(url), settings.redis_prefix)
+    return RedisStateStore(connect_redis(url), settings.redis_prefix)

@@ -33,7 +33,7 @@ ATTEMPT_S = 5.0
 
 def redis_location(url: str) -> str:
     """host:port (or the socket path) of a Redis URL; never the password it may carry."""
-    kwargs = redis.ConnectionPool.from_url(url).connection_kwargs
+    kwargs = redis.ConnectionPool.from_url(url.replace("+cluster://", "://", 1)).connection_kwargs
     return str(kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}")
 
 

@@ -13,6 +13,8 @@ import signal
 import subprocess
 from typing import Any
 
+import pytest
+
 from pipeline.local.stack import StackInfo
 from tests.pipeline.kafka.helpers import produce
 from tests.reliability.harness import (
@@ -31,9 +33,14 @@ from tests.reliability.harness import (
 KILLS = 3
 
 
-def test_kill_9_two_workers_repeatedly_changes_nothing(stack: StackInfo, topic_names: Any) -> None:
+@pytest.mark.parametrize("store", ["redis", "cluster"])
+def test_kill_9_two_workers_repeatedly_changes_nothing(
+    stack: StackInfo, topic_names: Any, request: pytest.FixtureRequest, store: str
+) -> None:
+    """On one Redis and on a 3-master Redis Cluster (per-slot fenced saves)."""
+    url = stack.redis_url if store == "redis" else request.getfixturevalue("redis_cluster")
     # Small batches and a short session: many commit points to die between, quick failover.
-    s = fault_settings(stack.bootstrap_servers, stack.redis_url, topic_names,
+    s = fault_settings(stack.bootstrap_servers, url, topic_names,
                        max_poll_records=50, session_timeout_ms=3000)  # fmt: skip
     produce(s.bootstrap_servers, s.events_topic, events(seed=21))
     rng = random.Random(20261121)

@@ -24,6 +24,7 @@ from pipeline.state.base import (
     scores_key,
     state_key,
 )
+from pipeline.state.cluster import ClusterStateStore
 from pipeline.state.memory import MemoryStateStore
 from pipeline.state.redis import RedisStateStore, connect_redis
 
@@ -36,11 +37,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "cluster"])
 def make_store(request: pytest.FixtureRequest) -> MakeStore:
-    """Builds stores of one backend; several prefixes may share the same Redis."""
+    """Builds stores of one backend; several prefixes may share the same Redis (Cluster)."""
     if request.param == "memory":
         return lambda prefix: MemoryStateStore(prefix)
+    if request.param == "cluster":
+        cluster = request.getfixturevalue("cluster_client")
+        return lambda prefix: ClusterStateStore(cluster, prefix)
     client = request.getfixturevalue("redis_client")
     return lambda prefix: RedisStateStore(client, prefix)
 
