@@ -17,29 +17,22 @@ from types import TracebackType
 
 import redis
 
-from pipeline.local.stack import (
-    HOST,
-    StackError,
-    _Service,
-    _start,
-    _stop_child,
-    free_port,
-    port_is_free,
-    redis_binary,
-)
+from pipeline.local import services
+from pipeline.local.processes import StackError, stop_child
+from pipeline.local.services import HOST, Service, free_port, port_is_free, redis_binary
 
 MASTERS = 3
 READY_TIMEOUT_S = 30.0
 
 
-def _cluster_node(binary: Path) -> _Service:
+def _cluster_node(binary: Path) -> Service:
     def argv(port: int, workdir: Path) -> list[str]:
         return [str(binary), "--port", str(port), "--bind", HOST, "--cluster-enabled", "yes",
                 "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", "2000",
                 "--save", "", "--appendonly", "no", "--dir", str(workdir),
                 "--loglevel", "warning"]  # fmt: skip
 
-    return _Service("redis-cluster-node", argv, {})
+    return Service("redis-cluster-node", argv, {})
 
 
 def _redis_cli(server: Path) -> str:
@@ -83,7 +76,7 @@ class LocalCluster:
                 # Each node gets its own directory for its log and its nodes-<port>.conf.
                 workdir = self._workdir / f"node-{index}"
                 workdir.mkdir()
-                proc, port = _start(node, _node_port(), workdir, detached=False)
+                proc, port = services.start(node, _node_port(), workdir, detached=False)
                 self._procs.append(proc)
                 self.ports.append(port)
             addresses = [f"{HOST}:{port}" for port in self.ports]
@@ -131,7 +124,7 @@ class LocalCluster:
     def stop(self) -> None:
         """Idempotent; safe after a failed start."""
         for proc in reversed(self._procs):
-            _stop_child(proc)
+            stop_child(proc)
         self._procs.clear()
         self.ports.clear()
         if self._workdir is not None:

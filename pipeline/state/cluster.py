@@ -40,11 +40,11 @@ from pipeline.state.base import (
     validate_prefix,
 )
 from pipeline.state.peaks import write_peaks
-from pipeline.state.redis import (
+from pipeline.state.redis_base import (
     FENCED_SAVE,
     FENCED_SAVE_SHA,
     TRANSIENT,
-    RedisStateStore,
+    RedisKeyspace,
     client_options,
     fenced_save_call,
 )
@@ -94,7 +94,7 @@ def connect_cluster(url: str) -> RedisCluster:
         raise ValueError(f"invalid Redis URL: {exc}") from None
 
 
-class ClusterStateStore(RedisStateStore):
+class ClusterStateStore(RedisKeyspace):
     """States on Redis Cluster. The rest of RedisStateStore works unchanged on a cluster
     client: SCAN visits every primary, UNLINK/DELETE split their keys per slot, and the
     single-key calls route by key."""
