@@ -123,7 +123,7 @@ def _summary(
     table.add_row("events processed", f"{s.records:,}")
     table.add_row("events applied", f"{s.applied:,}")
     table.add_row("streams", f"{worker.store.count():,}")
-    table.add_row("alerts", f"{s.alerts:,}")
+    table.add_row("alerts", f"{len(alerts):,} firing, {s.alerts - len(alerts):,} resolved")
     dead = ", ".join(f"{k} {v}" for k, v in sorted(s.deadletters.items())) or "none"
     table.add_row("dead letters", f"{sum(s.deadletters.values()):,} ({dead})")
     table.add_row("events/s", f"{s.records / max(elapsed, 1e-9):,.0f}")
@@ -180,8 +180,9 @@ def _stream(s: Settings, data: DemoData, seed: int, console: Console) -> None:
     every: list[Alert] = []
 
     def on_alert(alert: Alert) -> None:
-        recent.append(alert)
-        every.append(alert)
+        if alert.state == "firing":  # an episode's resolve is news on the topic, not here
+            recent.append(alert)
+            every.append(alert)
 
     worker = open_worker(s, on_alert=on_alert, client_id="vigil-demo-worker")
     producer = _Producer(s, data, seed)
