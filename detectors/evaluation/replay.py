@@ -9,10 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
-from detectors.detector import RecurrentDetector
+from detectors.base import StepOutput
+
+
+class Replayable(Protocol):
+    """What the replay steps: any stream detector with the alert policy applied (the
+    recurrent detector, `detectors.evaluation.river_baselines.RiverStreams`)."""
+
+    @property
+    def max_features(self) -> int: ...
+
+    def fresh(self, n: int) -> np.ndarray: ...
+
+    def step(
+        self, x: np.ndarray, mask: np.ndarray, states: np.ndarray, ts_ms: np.ndarray | None
+    ) -> StepOutput: ...
 
 
 @dataclass
@@ -36,7 +51,7 @@ class Replay:
 
     def __init__(
         self,
-        detector: RecurrentDetector,
+        detector: Replayable,
         series: Sequence[np.ndarray],
         ts: Sequence[np.ndarray] | None = None,
         progress: Callable[[int], None] | None = None,
@@ -66,10 +81,10 @@ class Replay:
         self.expected = np.zeros(self.x.shape, np.float32)
         self.top = np.zeros((n, length), np.int64)
         self.alerts = np.zeros((n, length), bool)
-        self.states = detector.layout.fresh(n)
+        self.states = detector.fresh(n)
         self.pos = np.zeros(n, np.int64)  # each stream's next row
 
-    def swap(self, detector: RecurrentDetector) -> None:
+    def swap(self, detector: Replayable) -> None:
         """Serve another model from the next step on (the worker's hot swap)."""
         self.detector = detector
 
@@ -112,7 +127,7 @@ class Replay:
 
 
 def replay(
-    detector: RecurrentDetector,
+    detector: Replayable,
     series: Sequence[np.ndarray],
     progress: Callable[[int], None] | None = None,
     ts: Sequence[np.ndarray] | None = None,

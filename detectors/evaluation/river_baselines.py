@@ -1,10 +1,13 @@
-"""River detectors as baselines for the NAB backtest, behind the same one-call interface.
+"""River detectors as baselines for the NAB backtest, behind Vigil's detector interface.
 
 A backtest feeds each series one value at a time and takes one score back per value, so
 every detector here is a `Detector`: ``step(x)`` scores ``x`` with what was learnt from
 the values before it, then learns ``x`` (no look-ahead). Scores lie in [0, 1], higher
 meaning more anomalous. Parameters are fixed for every series: nothing is tuned per file
 and nothing sees a file's global range; scaling is always learnt online.
+
+`RiverStreams` puts them behind `detectors.base`'s stream-detector interface and the same
+episode policy as Vigil's detector, so a backtest compares alerts with alerts.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 from river import anomaly, compose, linear_model, preprocessing, time_series
+
+from detectors.base import Events, Evidence, StepOutput, apply_policy
+from detectors.policy import EPISODE_FIELDS, AlertPolicy
 
 
 class Detector(Protocol):
@@ -116,3 +122,56 @@ BASELINES: dict[str, Callable[[], Detector]] = {
 def run_series(detector: Detector, values: Iterable[float]) -> npt.NDArray[np.float64]:
     """Scores for a whole series, one `step` per value in order."""
     return np.fromiter((detector.step(x) for x in values), dtype=np.float64)
+
+
+#: A River stream's state record: which model object is its, plus the policy's fields.
+RIVER_DTYPE = np.dtype([("slot", "<i8"), *EPISODE_FIELDS])
+
+
+class RiverStreams:
+    """River baselines as a Vigil `StreamDetector`, so they replay and alert like Vigil.
+
+    With the same `StreamDetector` interface the backtest replays a River baseline through
+    the same batched path and the same episode policy as the recurrent detector, and NAB
+    or event-wise figures compare alerts with alerts. River models are Python objects,
+    not arrays: each stream's record holds a slot into this object's list of models, so
+    unlike Vigil's detector this one is stateful (fine for a backtest, not for a worker).
+    River's detectors are univariate here: a stream's first value column is scored.
+    """
+
+    max_features = 4
+
+    def __init__(self, name: str, policy: AlertPolicy) -> None:
+        if name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r}; use one of {', '.join(BASELINES)}")
+        self.name = name
+        self.policy = policy
+        self._models: list[Detector] = []
+
+    def fresh(self, n: int) -> np.ndarray:
+        states = np.zeros(n, dtype=RIVER_DTYPE)
+        states["slot"] = np.arange(len(self._models), len(self._models) + n)
+        self._models.extend(BASELINES[self.name]() for _ in range(n))
+        return states
+
+    def score(self, events: Events, states: np.ndarray) -> tuple[Evidence, np.ndarray]:
+        values = events.x[:, 0].astype(float).tolist()
+        slots = states["slot"].tolist()
+        score = np.array([self._models[k].step(v) for k, v in zip(slots, values, strict=True)])
+        score = score.astype(np.float32)
+        evidence = Evidence(
+            score=score,
+            sources=(self.name,),
+            by_source=score[:, None],
+            expected=np.zeros(events.x.shape, np.float32),
+            top_feature=np.zeros(len(score), np.int64),
+        )
+        return evidence, states.copy()
+
+    def step(
+        self, x: np.ndarray, mask: np.ndarray, states: np.ndarray, ts_ms: np.ndarray | None
+    ) -> StepOutput:
+        """`score` then the episode policy, with the recurrent detector's `step` signature."""
+        ts = np.zeros(len(x), np.int64) if ts_ms is None else np.asarray(ts_ms, np.int64)
+        evidence, new_states = self.score(Events(x, mask, ts), states)
+        return apply_policy(evidence, ts, new_states, self.policy)

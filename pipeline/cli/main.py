@@ -69,6 +69,16 @@ def _describe(sub: Any) -> None:
             parser.epilog = f"example:\n  {EXAMPLES[name]}"
 
 
+def _duration(text: str) -> float:
+    """An argparse type: ``6h`` -> seconds (a bad value is argparse's one-line error)."""
+    from pipeline.evaluation.retrain import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 # --- commands ------------------------------------------------------------------------
 def cmd_stack(args: argparse.Namespace) -> int:
     from pipeline.local.stack import (
@@ -258,6 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["plain", "nab"], default="plain")
     p.add_argument("--detector", default="vigil", help="vigil, or a River baseline name")
     p.add_argument("--jobs", type=int, default=0, help="parallel processes (0 = cores)")
+    p.add_argument("--model", help="replay this registry version (default: the shipped model)")
+    p.add_argument(
+        "--retrain-every",
+        type=_duration,
+        metavar="DURATION",
+        help="replay the trainer's loop every DURATION of event time (e.g. 6h)",
+    )
     p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("evaluate", help="NAB / event-wise scores of backtests, or the suite")

@@ -4,9 +4,9 @@ Each file is one stream with a fresh state, read in row order with no look-ahead
 file gets the same parameters (the worker's, from Settings). Files are split into one group
 per process; inside a process a group is replayed batched (`detectors.evaluation.replay.replay`),
 the same batched step the worker makes, so a backtest of thousands of rows per file takes
-seconds. `--detector hst|snarimax` sends the River baselines of
-`pipeline.evaluation.evaluate` through the same reading and writing, so every figure
-compared in `vigil evaluate` was produced the same way.
+seconds. `--detector hst|snarimax` sends the River baselines through the same reading,
+replay, alert policy and writing, so every figure compared in `vigil evaluate` was produced
+the same way.
 
 Output, one row per input row:
 - plain: ``OUT/<path relative to the argument>`` with ``timestamp,<values>,anomaly_score,
@@ -17,7 +17,8 @@ Output, one row per input row:
   the score on the rows where the alert policy fires and 0 elsewhere: NAB counts every
   row at or above its threshold as a detection, and what Vigil reports to a user is the
   policy's alerts (an episode's onset and escalations), not every surprising row.
-  The River baselines have no such policy and write their raw scores.
+  The River baselines go through the same interface, replay and policy
+  (`detectors.evaluation.river_baselines.RiverStreams`), so their files hold alerts too.
 """
 
 from __future__ import annotations
@@ -161,20 +162,38 @@ Report = Callable[[int], None]
 
 def _replay_group(
     settings: Settings,
+    detector: str,
     files: list[InputFile],
     targets: list[Path],
     fmt: str,
+    model: str | None,
+    every_s: float | None,
+    out: Path,
     report: Report,
 ) -> int:
-    """Replay a group of files batched through the worker's detector; returns rows."""
+    """Replay a group of files batched through the worker's detector (or a River
+    baseline behind the same interface and policy); returns rows.
+
+    ``model``: a registry version instead of the shipped model; ``every_s``: replay the
+    trainer's loop too (`pipeline.evaluation.retrain`), its runs written to
+    ``out/retrain.json``.
+    """
     import torch
 
-    from detectors.evaluation.replay import replay
-    from pipeline.models.serving import build_detector
+    from detectors.evaluation.replay import Replayable, replay
+    from pipeline.evaluation.retrain import replay_retraining, starting_model, write_runs
+    from pipeline.models.serving import build_detector, detector_params
 
     torch.set_num_threads(1)
-    detector = build_detector(settings)
-    series = [read_csv(f.path, detector.max_features) for f in files]
+    start = starting_model(settings, model)
+    steps: Replayable
+    if detector == VIGIL:
+        steps = build_detector(settings, start)
+    else:  # River is imported only when a baseline runs (the [eval] extra)
+        from detectors.evaluation.river_baselines import RiverStreams
+
+        steps = RiverStreams(detector, detector_params(settings).policy)
+    series = [read_csv(f.path, steps.max_features) for f in files]
     done = 0
 
     def progress(rows: int) -> None:
@@ -183,22 +202,20 @@ def _replay_group(
         done = rows
 
     times = [s.ts_ms for s in series]
-    results = replay(detector, [s.values for s in series], progress, times)
+    values = [s.values for s in series]
+    if every_s is None:
+        results = replay(steps, values, progress, times)
+    else:
+        streams = [(f.relative.as_posix(), s.columns) for f, s in zip(files, series, strict=True)]
+        results, runs = replay_retraining(
+            settings, start, streams, values, times, every_s, progress
+        )
+        write_runs(out, runs)
     for target, s, r in zip(targets, series, results, strict=True):
         scores = np.where(r.alerts, r.scores, 0.0) if fmt == "nab" else r.scores
         write_result(target, s, scores, r.expected, fmt, r.alerts)
     report(sum(len(s.timestamps) for s in series) - done)
     return sum(len(s.timestamps) for s in series)
-
-
-def _baseline_file(detector: str, file: InputFile, target: Path, fmt: str, report: Report) -> int:
-    from detectors.evaluation.river_baselines import BASELINES, run_series
-
-    series = read_csv(file.path, 1)
-    scores = run_series(BASELINES[detector](), series.values[:, 0].astype(float).tolist())
-    write_result(target, series, scores, None, fmt)
-    report(len(series.timestamps))
-    return len(series.timestamps)
 
 
 def _groups(files: list[InputFile], jobs: int) -> list[list[int]]:
@@ -243,10 +260,18 @@ def run_files(
     detector: str = VIGIL,
     jobs: int = 0,
     console: Console | None = None,
+    model: str | None = None,
+    every_s: float | None = None,
 ) -> tuple[list[Path], int]:
-    """Backtest `files` into `out`; returns (files written, rows). Raises BacktestError."""
+    """Backtest `files` into `out`; returns (files written, rows). Raises BacktestError.
+
+    ``model`` replays a registry version; ``every_s`` replays the trainer's loop too, in
+    one process (the trainer trains one model on all streams, so they replay together).
+    """
     from detectors.evaluation.river_baselines import BASELINES
 
+    if detector != VIGIL and (model is not None or every_s is not None):
+        raise BacktestError("--model and --retrain-every apply to the vigil detector only")
     if detector != VIGIL and detector not in BASELINES:
         choices = ", ".join([VIGIL, *sorted(BASELINES)])
         raise BacktestError(f"unknown detector {detector!r}; use one of {choices}")
@@ -258,17 +283,12 @@ def run_files(
     clash = {t for t in targets if targets.count(t) > 1}
     if clash:
         raise BacktestError(f"two input files would both be written to {min(clash)}")
-    workers = jobs or os.cpu_count() or 1
+    workers = 1 if every_s is not None else jobs or os.cpu_count() or 1
     tasks: list[tuple[Callable[..., int], tuple[Any, ...]]]
-    if detector == VIGIL:
-        tasks = [
-            (_replay_group, (settings, [files[i] for i in g], [targets[i] for i in g], fmt))
-            for g in _groups(files, workers)
-        ]
-    else:
-        tasks = [
-            (_baseline_file, (detector, f, t, fmt)) for f, t in zip(files, targets, strict=True)
-        ]
+    tasks = []
+    for g in _groups(files, workers):
+        picked = ([files[i] for i in g], [targets[i] for i in g])
+        tasks.append((_replay_group, (settings, detector, *picked, fmt, model, every_s, out)))
 
     progress = Progress(
         TextColumn(f"[bold]{detector}[/bold]"),
@@ -312,9 +332,15 @@ def run_backtest(settings: Settings, args: argparse.Namespace) -> int:
         detector=args.detector,
         jobs=args.jobs,
         console=Console(stderr=True),
+        model=args.model,
+        every_s=args.retrain_every,
     )
     seconds = time.perf_counter() - started
     console.print(
         f"{args.detector}: {len(written)} files, {rows:,} rows -> {args.out} in {seconds:.1f} s"
     )
+    if args.retrain_every is not None:
+        from pipeline.evaluation.retrain import runs_grid
+
+        console.print(runs_grid(Path(args.out)).to_rich())
     return 0

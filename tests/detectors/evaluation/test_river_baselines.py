@@ -7,7 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from detectors.evaluation.river_baselines import BASELINES, run_series
+from detectors.evaluation.replay import replay
+from detectors.evaluation.river_baselines import BASELINES, RiverStreams, run_series
+from detectors.policy import AlertPolicy
 
 SPIKE = 520
 
@@ -71,3 +73,30 @@ def test_huge_magnitudes_stay_finite() -> None:
         scores = run_series(factory(), values)
         assert np.all(np.isfinite(scores))
         assert scores[SPIKE] > np.quantile(scores[300:SPIKE], 0.95)
+
+
+@pytest.mark.parametrize("name", sorted(BASELINES))
+def test_river_streams_replay_with_the_same_policy(name: str) -> None:
+    """Behind the stream-detector interface a baseline scores each stream as its own
+    River model would, and the episode policy turns scores into alerts."""
+    values = np.array(series(), np.float32)
+    other = values[::-1].copy()
+    policy = AlertPolicy(threshold=0.5, clear=0.3, quiet_seconds=600)
+    streams = RiverStreams(name, policy)
+    result = replay(streams, [values[:, None], other[:, None]], ts=[np.arange(600) * 60_000] * 2)
+    np.testing.assert_allclose(
+        result[0].scores, run_series(BASELINES[name](), series()), 1e-3, 1e-5
+    )
+    np.testing.assert_allclose(
+        result[1].scores, run_series(BASELINES[name](), other.tolist()), 1e-3, 1e-5
+    )
+    for r in result:
+        # an alert opens an episode: never two alerts on consecutive rows at the same score
+        fired = np.flatnonzero(r.alerts)
+        assert np.all(r.scores[fired] >= policy.threshold)
+        assert len(fired) < int((r.scores >= policy.threshold).sum()) or len(fired) <= 1
+
+
+def test_river_streams_refuse_an_unknown_name() -> None:
+    with pytest.raises(ValueError, match="unknown baseline"):
+        RiverStreams("nope", AlertPolicy())
