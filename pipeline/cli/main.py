@@ -191,6 +191,16 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return run_backtest(settings_from_args(args), args)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline.evaluation.evaluate import EvaluateError
+    from pipeline.evaluation.report import run_report
+
+    try:
+        return run_report(settings_from_args(args), args)
+    except (EvaluateError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
@@ -276,6 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay the trainer's loop every DURATION of event time (e.g. 6h)",
     )
     p.set_defaults(func=cmd_backtest)
+
+    p = sub.add_parser("report", help="backtest and score everything; write a markdown report")
+    add_settings_flags(p)
+    from pipeline.evaluation.report import add_arguments as add_report_arguments
+
+    add_report_arguments(p)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("evaluate", help="NAB / event-wise scores of backtests, or the suite")
     add_settings_flags(p)

@@ -98,7 +98,8 @@ def read_windows(path: str | Path) -> Windows:
 
 
 def _split_name(filename: str, category: str, known: set[str] | None) -> tuple[str, str] | None:
-    """``<detector>_<file>`` -> (detector, "category/file"), or None when not a score file.
+    """``<detector>_<file>`` -> (detector, "category/file" or "file"), or None when not a
+    score file.
 
     With the split's file list the longest matching file name wins, so underscores in
     either part are fine; without it the detector is taken to end at the first underscore
@@ -107,17 +108,20 @@ def _split_name(filename: str, category: str, known: set[str] | None) -> tuple[s
     if known is None:
         detector, sep, file = filename.partition("_")
         return (detector, f"{category}/{file}") if sep and detector and file else None
-    matches = [
-        name
-        for name in known
-        if name.startswith(f"{category}/")
-        and filename.endswith("_" + name.split("/", 1)[1])
-        and len(filename) > len(name) - len(category)
-    ]
+    matches = []
+    for name in known:
+        # a name is "category/file", or just "file" for a flat corpus (MGAB's layout)
+        folder, _, base = name.rpartition("/")
+        if (
+            folder in ("", category)
+            and filename.endswith("_" + base)
+            and len(filename) > len(base) + 1
+        ):
+            matches.append(name)
     if not matches:
         return None
     name = max(matches, key=len)
-    return filename[: len(filename) - (len(name) - len(category))], name
+    return filename[: len(filename) - len(name.rpartition("/")[2]) - 1], name
 
 
 def read_scores_dir(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,29 @@ def test_mistakes_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert err.startswith("vigil: give --data") and len(err.strip().splitlines()) == 1
     assert main(["evaluate", "--data", str(tmp_path / "nope"), "--scores", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_flat_corpus_is_read_like_mgab(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """MGAB keeps its series beside windows.json (no category folder); backtest writes
+    them below the data folder's name."""
+    data = tmp_path / "mgab"
+    data.mkdir()
+    stamps = [f"2020-01-01 00:{m:02d}:00" for m in range(60)]
+    (data / "s_1.csv").write_text("timestamp,value\n" + "".join(f"{t},1\n" for t in stamps))
+    (data / "windows.json").write_text(json.dumps({"s_1.csv": [[stamps[30], stamps[39]]]}))
+    scores = [0.0] * 60
+    scores[35] = scores[50] = 0.9
+    out = tmp_path / "out" / "mgab"
+    out.mkdir(parents=True)
+    rows = "".join(f"{t},1,{s},0\n" for t, s in zip(stamps, scores, strict=True))
+    (out / "vigil_s_1.csv").write_text("timestamp,value,anomaly_score,label\n" + rows)
+    argv = ["evaluate", "--data", str(data), "--scores", str(out.parent), "--event-wise"]
+    assert main([*argv, "--warmup", "10"]) == 0
+    total = next(
+        line.split()
+        for line in capsys.readouterr().out.splitlines()
+        if line.strip().startswith("all")
+    )
+    assert total[1:6] == ["1", "1", "2", "1", "0.50"]
