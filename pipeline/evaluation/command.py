@@ -20,7 +20,13 @@ from rich.console import Console
 
 from detectors.evaluation.nab_scoring import ScoredFile
 from pipeline.evaluation.evaluate import EvaluateError, load_corpora, run_evaluate
-from pipeline.evaluation.reports import alerted_grid, concentration_grids, event_grid, loco_grid
+from pipeline.evaluation.reports import (
+    alerted_grid,
+    concentration_grids,
+    event_grid,
+    false_alert_grid,
+    loco_grid,
+)
 from pipeline.settings import Settings
 
 
@@ -71,6 +77,7 @@ def run_nab(args: argparse.Namespace, console: Console) -> int:
         run_evaluate(args.data, args.windows, args.scores, console, args.per_file)
         corpora = load_corpora(args.data, args.windows, args.scores)
         console.print(alerted_grid(corpora).to_rich())
+        console.print(false_alert_grid(corpora).to_rich())
         for detector, files in corpora.items():
             console.print(loco_grid(detector, files).to_rich())
     if args.compare:

@@ -26,10 +26,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from detectors.evaluation.comparison import fold_summary, leave_one_category_out
 from detectors.evaluation.nab_scoring import PROFILES
+from detectors.evaluation.suite_matrix import verdict
 from pipeline.evaluation.backtest import find_files, run_files
 from pipeline.evaluation.evaluate import evaluate_detectors, load_corpora
-from pipeline.evaluation.reports import alerted_grid, event_grid, loco_grid
+from pipeline.evaluation.reports import alerted_grid, event_grid, false_alert_grid, loco_grid
 from pipeline.evaluation.retrain import runs_grid
 from pipeline.evaluation.tables import Grid, fmt
 from pipeline.settings import Settings
@@ -43,9 +45,10 @@ class Section:
     commands: list[str] = field(default_factory=list)
     grids: list[Grid] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    bars: list[tuple[str, str, str, bool]] = field(default_factory=list)  # what, got, bar, met
 
     def markdown(self) -> str:
-        parts = [f"## {self.title}", ""]
+        parts = ["", f"## {self.title}", ""]
         if self.commands:
             parts += ["```sh", *self.commands, "```", ""]
         parts += [g.to_markdown() for g in self.grids]
@@ -91,12 +94,23 @@ def nab_section(settings: Settings, data: Path, work: Path, reuse: bool) -> Sect
     swept = Grid(
         "NAB score, threshold swept per profile (sees the labels)", ["detector", *PROFILES]
     )
-    for report in evaluate_detectors(data, None, folders):
+    reports = evaluate_detectors(data, None, folders)
+    for report in reports:
         swept.add(report.detector, *(fmt(r.score, 1) for r in report.results.values()))
     section.grids.append(swept)
     corpora = load_corpora(data, None, folders)
     section.grids.append(alerted_grid(corpora))
+    section.grids.append(false_alert_grid(corpora))
     section.grids += [loco_grid(detector, files) for detector, files in corpora.items()]
+    if "vigil" in corpora:
+        score = next(r for r in reports if r.detector == "vigil").results["standard"].score
+        mean = fold_summary(leave_one_category_out(corpora["vigil"], PROFILES["standard"]))[0]
+        what = f"{data.name}: NAB standard, swept"
+        section.bars.append((what, fmt(score, 1), ">= 72.7", score >= 72.7))
+        what = f"{data.name}: leave-one-category-out mean (standard)"
+        section.bars.append(
+            (what, fmt(mean, 1), f">= {score - 5:.1f} (swept - 5)", mean >= score - 5)
+        )
     return section
 
 
@@ -123,18 +137,28 @@ def mgab_section(
             f"{label}: {total.found} of {total.windows} windows found, precision "
             f"{fmt(total.precision)}; backtest {_seconds(took)}"
         )
+        if loop is not None:
+            met = total.found >= 35 and total.precision >= 0.8
+            got = f"{total.found}/{total.windows}, precision {fmt(total.precision)}"
+            what = f"{data.name}: windows found with the loop"
+            section.bars.append((what, got, ">= 35/50, precision >= 0.8", met))
         if loop is not None and (out / "retrain.json").exists():
             section.grids.append(runs_grid(out))
     return section
 
 
-def suite_section(settings: Settings, size: str, work: Path) -> Section:
+def suite_section(settings: Settings, size: str, work: Path, reuse: bool) -> Section:
     from pipeline.evaluation.suite import run_suite, suite_grids
 
     section = Section(f"Synthetic anomaly suite ({size})")
     section.commands.append(f"vigil evaluate --suite synthetic --size {size}")
-    outcomes, seconds = run_suite(settings, size, work / f"suite-{size}")
+    outcomes, seconds = run_suite(settings, size, work / f"suite-{size}", reuse=reuse)
     section.grids += suite_grids(outcomes, size)
+    v = verdict(outcomes)
+    what = f"suite ({size}): generated kinds at recall >= 0.8"
+    section.bars.append((what, str(v.kinds_at_bar), ">= 8 of 10", v.kinds_at_bar >= 8))
+    what, worst = f"suite ({size}): worst false alerts / stream-week", v.worst_false_alerts
+    section.bars.append((what, fmt(worst), "<= 1", worst <= 1.0))
     section.notes.append(
         f"{len(outcomes)} streams, generated, back-tested and scored in {seconds:.0f} s"
     )
@@ -176,7 +200,7 @@ def run_report(settings: Settings, args: argparse.Namespace) -> int:
             mgab_section(settings, Path(args.mgab), work, args.reuse, every_s, args.retrain_every)
         )
     if args.suite_size:
-        sections.append(suite_section(settings, args.suite_size, work))
+        sections.append(suite_section(settings, args.suite_size, work, args.reuse))
     command = _command_line(args)
     head = [
         "# Evaluation report",
@@ -188,8 +212,13 @@ def run_report(settings: Settings, args: argparse.Namespace) -> int:
         "```",
         "",
     ]
+    bars = Grid("Issue 12's bar", ["criterion", "measured", "bar", "met"])
+    for section in sections:
+        for what, got, bar, met in section.bars:
+            bars.add(what, got, bar, "yes" if met else "**no**")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(head) + "\n".join(s.markdown() for s in sections))
+    body = "\n".join(s.markdown() for s in sections)
+    out.write_text("\n".join(head) + bars.to_markdown() + body)
     Console().print(f"report written to {out}")
     return 0

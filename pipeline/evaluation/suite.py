@@ -67,16 +67,20 @@ def run_suite(
     detector: str = "vigil",
     jobs: int = 0,
     seed: int = 0,
+    reuse: bool = False,
 ) -> tuple[list[CaseOutcome], float]:
-    """Generate, back-test and score the suite in ``work``; -> (outcomes, seconds)."""
+    """Generate, back-test and score the suite in ``work``; -> (outcomes, seconds).
+
+    ``reuse``: score the backtest already in ``work`` instead of running it again."""
     from pipeline.evaluation.backtest import find_files, run_files
     from pipeline.evaluation.evaluate import read_scores_dir
 
     started = time.perf_counter()
     series = [generate_case(c) for c in suite_cases(size, seed)]
-    write_dataset(series, work / "data")
-    files = [f for f in find_files([work / "data"]) if f.path.suffix == ".csv"]
-    run_files(settings, files, work / "scores", fmt="nab", detector=detector, jobs=jobs)
+    if not (reuse and any((work / "scores").rglob(f"{detector}_*.csv"))):
+        write_dataset(series, work / "data")
+        files = [f for f in find_files([work / "data"]) if f.path.suffix == ".csv"]
+        run_files(settings, files, work / "scores", fmt="nab", detector=detector, jobs=jobs)
     found = read_scores_dir(work / "scores", [s.case.file for s in series])[detector]
     outcomes = []
     for s in series:

@@ -25,14 +25,21 @@ def write_run(root: Path, detector: str, hit: set[str]) -> Path:
 
 
 def test_alert_threshold_and_leave_one_category_out(
-    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    data_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     scores = write_run(tmp_path / "run", "vigil", set(LAYOUT))
+    monkeypatch.setenv("COLUMNS", "200")
     assert main(["evaluate", "--data", str(data_dir), "--scores", str(scores)]) == 0
     out = capsys.readouterr().out
     alerted = out[out.index("alert threshold") : out.index("Leave-one-category-out")]
     row = next(line for line in alerted.splitlines() if line.strip().startswith("vigil"))
     assert row.split()[1:4] == ["100.0", "100.0", "100.0"]  # perfect without a sweep
+    rates = out[out.index("False alerts per stream-week") : out.index("Leave-one-category-out")]
+    rows = {line.split()[0]: line.split()[1] for line in rates.splitlines() if "cat" in line}
+    assert rows == {"catA": "0.00", "catB": "0.00"}  # every alert inside a window
     loco = out[out.index("Leave-one-category-out") :]
     assert "catA" in loco and "catB" in loco and "mean" in loco
 

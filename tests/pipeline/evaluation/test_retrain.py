@@ -48,13 +48,16 @@ def mg_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mg") / "data"
     (root / "mg").mkdir(parents=True)
     start = np.datetime64("2020-01-01T00:00:00")
+    stamps = [str(start + np.timedelta64(t, "s")).replace("T", " ") for t in range(ROWS)]
+    labels = {}
     for i in range(2):
-        values, _ = with_anomalies(ROWS, 2, seed=i)
+        values, windows = with_anomalies(ROWS, 2, seed=i)
         with (root / "mg" / f"mg_{i}.csv").open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["timestamp", "value"])
-            for t, v in enumerate(values):
-                writer.writerow([str(start + np.timedelta64(t, "s")).replace("T", " "), v])
+            writer.writerows(zip(stamps, values, strict=True))
+        labels[f"mg/mg_{i}.csv"] = [[stamps[a], stamps[b]] for a, b in windows]
+    (root / "windows.json").write_text(json.dumps(labels))
     return root
 
 
@@ -113,3 +116,19 @@ def test_durations() -> None:
     for bad in ("", "0", "5w", "-1h"):
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_report_writes_the_event_wise_tables_and_the_bar(mg_data: Path, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    out = tmp_path / "report.md"
+    argv = ["report", "--mgab", str(mg_data), "--retrain-every", "10m", "--work", str(work)]
+    assert main([*argv, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "vigil report --out" in text and "--retrain-every 10m" in text
+    assert "Event-wise at the alert threshold: vigil, shipped model" in text
+    assert "Event-wise at the alert threshold: vigil, trainer's loop every 10m" in text
+    assert "Trainer runs replayed" in text and "| 2020-01-01T00:10:00.000 | 1,200 |" in text
+    bar = text[text.index("Issue 12's bar") :]
+    assert f"{mg_data.name}: windows found with the loop | " in bar
+    assert "precision >= 0.8 |" in bar
+    assert (work / "mgab-retrain" / "retrain.json").exists()
