@@ -159,7 +159,7 @@ def replay_retraining(
         live = registry.live_model()
         ticks = iter(range(1, 1 << 62))
         poll = settings.model_poll_seconds + 1.0
-        watcher = ModelWatcher(settings, registry.store, registry, live, lambda: next(ticks) * poll)
+        watcher = ModelWatcher(registry, poll, live, lambda: next(ticks) * poll)
         run = Replay(build_detector(settings, live), series, times, progress)
         first = min(int(t[0]) for t in times if len(t))
         last = max(int(t[-1]) for t in times if len(t))
