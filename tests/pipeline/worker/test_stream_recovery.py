@@ -148,7 +148,11 @@ def test_a_running_worker_takes_a_reset_of_a_stream_it_holds(
         produce(s.bootstrap_servers, s.events_topic, frozen)
         wait_until(lambda: stats.deadletters[FEATURE_MISMATCH] == 5, 60, "the frozen stream",
                    running.problem)  # fmt: skip
-        assert reset_stream(connect_redis(s.redis_address()), s.redis_prefix, "h", "test")
+        # The reset needs a stored state to replace: wait for the worker's checkpoint.
+        client = connect_redis(s.redis_address())
+        wait_until(lambda: client.exists(state_key(s.redis_prefix, "h")) == 1, 60,
+                   "the frozen stream's saved state", running.problem)  # fmt: skip
+        assert reset_stream(client, s.redis_prefix, "h", "test")
         produce(s.bootstrap_servers, s.events_topic, [event("h", i) for i in range(6, 16)])
         wait_until(lambda: stats.applied == 11, 60, "the events after the reset", running.problem)
     finally:
