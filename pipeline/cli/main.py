@@ -270,6 +270,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--latency-seconds", type=float, default=8.0, help="length of each latency phase"
     )
+    p.add_argument(
+        "--workers",
+        default="",
+        help="only the many-workers curve: worker process counts, e.g. 1,2,3",
+    )
+    p.add_argument(
+        "--partitions", type=int, default=0, help="partitions for --workers (default: most)"
+    )
+    p.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="keep states in a local 3-master Redis Cluster (started for the run)",
+    )
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("backtest", help="replay CSV files through the detector")

@@ -14,8 +14,12 @@ For each Kafka backend, in one process run, on one pre-loaded topic:
 4. memory: Redis bytes per stream (state key, and the API's history list), the state
    record size, and the peak resident memory of this process (which ran the worker).
 
-`--scale` adds the end-to-end rate for growing stream counts. `--runs N` repeats the whole
-measurement and reports medians: these machines are shared and noisy.
+`--scale` adds the end-to-end rate for growing stream counts. `--redis-cluster` keeps the
+states in a local 3-master Redis Cluster (`pipeline.local.cluster`) instead of one Redis.
+`--workers 1,2,3` measures only how the rate grows with worker processes in one group
+(`pipeline.local.bench_workers`).
+`--runs N` repeats the whole measurement and reports medians: these machines are shared
+and noisy.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ from rich.console import Console
 from rich.table import Table
 
 from pipeline.contracts.columns import decode_columns
+from pipeline.local.bench_workers import report_workers, workers_curve
+from pipeline.local.cluster import LocalCluster
 from pipeline.local.stack import LocalStack
 from pipeline.settings import Settings
 from pipeline.state.base import history_key, scores_key
@@ -49,13 +55,15 @@ T0_MS = 1_763_700_000_000
 
 
 @contextlib.contextmanager
-def _stack_for(settings: Settings) -> Iterator[Settings]:
-    """Use the configured broker and Redis, else start an embedded local stack."""
+def _stack_for(settings: Settings, redis_cluster: bool = False) -> Iterator[Settings]:
+    """Use the configured broker and Redis, else start an embedded local stack; with
+    `redis_cluster`, states go to a local 3-master Redis Cluster instead."""
     if settings.bootstrap_servers and settings.redis_url.get_secret_value():
         yield settings
         return
-    with LocalStack() as info:
-        yield settings.replace(bootstrap_servers=info.bootstrap_servers, redis_url=info.redis_url)
+    with LocalStack() as info, contextlib.ExitStack() as extra:
+        url = extra.enter_context(LocalCluster()) if redis_cluster else info.redis_url
+        yield settings.replace(bootstrap_servers=info.bootstrap_servers, redis_url=url)
 
 
 def _event_values(n_streams: int, n_events: int, seed: int) -> Iterator[tuple[str, bytes]]:
@@ -262,7 +270,9 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     memory: dict[str, float] = {}
     curve: list[tuple[int, float]] = []
     base = settings.replace(hidden_size=args.hidden, warmup_events=min(settings.warmup_events, 10))
-    with _stack_for(base) as s:
+    if args.workers:
+        return _run_workers(base, args, console)
+    with _stack_for(base, args.redis_cluster) as s:
         for run in range(args.runs):
             for backend in backends:
                 console.print(f"[bold]run {run + 1}/{args.runs}[/]")
@@ -277,6 +287,27 @@ def run_bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_workers(base: Settings, args: argparse.Namespace, console: Console) -> int:
+    """`--workers 1,2,4`: only the many-workers curve (`pipeline.local.bench_workers`)."""
+    counts = [int(x) for x in args.workers.split(",")]
+    if any(n < 1 for n in counts):
+        raise ValueError("--workers takes positive worker counts, e.g. 1,2,3")
+    partitions = args.partitions or max(counts)
+    backend = _backends(args.backends)[-1]
+
+    with _stack_for(base, args.redis_cluster) as s:
+
+        def prepare(n: int) -> Settings:
+            st = _isolated(s.replace(kafka_backend=backend, topic_partitions=partitions), f"w{n}")
+            create_topics(st)
+            _produce(st, st.events_topic, _event_values(args.streams, args.events, seed=4))
+            return st
+
+        curve = workers_curve(counts, args.runs, prepare, console)
+    report_workers(console, curve)
+    return 0
+
+
 def _pct(runs: list[np.ndarray], q: float) -> float:
     """Median over runs of each run's q-th percentile."""
     return statistics.median(float(np.nanpercentile(x, q)) for x in runs)
@@ -288,8 +319,9 @@ def _report(
     history_length: int,
 ) -> None:  # fmt: skip
     med = statistics.median
+    where = ", Redis Cluster (3 masters)" if args.redis_cluster else ""
     table = Table(
-        title=f"vigil bench — {n_streams:,} streams, GRU hidden {args.hidden}, "
+        title=f"vigil bench — {n_streams:,} streams, GRU hidden {args.hidden}{where}, "
         f"median of {args.runs} run(s)"
     )
     table.add_column("measure")

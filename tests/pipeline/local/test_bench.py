@@ -35,3 +35,45 @@ def test_bench_reports_every_measure(stack: StackInfo, capsys: pytest.CaptureFix
     ):
         assert row in out
     assert "nan" not in out.lower()
+
+
+def test_bench_workers_curve(stack: StackInfo, capsys: pytest.CaptureFixture[str]) -> None:
+    """Two worker processes in one group share a pre-loaded topic; every record counted."""
+    code = main(
+        [
+            "bench", "--streams", "40", "--events", "3000", "--backends", "confluent",
+            "--workers", "1,2", "--bootstrap-servers", stack.bootstrap_servers,
+            "--redis-url", stack.redis_url,
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "many workers, one group" in out and "per-worker efficiency" in out
+    rows = [line for line in out.splitlines() if line.strip().startswith("│")]
+    shares = [row.split("│")[-2] for row in rows]
+    assert [sum(int(x.replace(",", "")) for x in share.split("+")) for share in shares] == [
+        3000,
+        3000,
+    ]
+
+
+def test_bench_runs_on_redis_cluster(
+    stack: StackInfo, redis_cluster: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "bench", "--streams", "40", "--events", "2000", "--backends", "confluent",
+            "--latency-seconds", "1", "--bootstrap-servers", stack.bootstrap_servers,
+            "--redis-url", redis_cluster,
+        ]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "worker end to end, events/s" in out and "nan" not in out.lower()
+    assert "Redis bytes per stream: state" in out
+
+
+def test_bench_bad_workers_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--workers", "two"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "two" in err
