@@ -25,8 +25,12 @@ link, so it is still read or refused as before.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from collections.abc import Mapping
+from typing import Any
+
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 _PROTOCOLS = ("tcp", "udp", "sctp")
 _PORT_LINK = re.compile(r"PORT_(\d{1,5})_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?")
@@ -88,3 +92,26 @@ def service_link_names(environ: Mapping[str, str], prefix: str) -> set[str]:
         for service, host in hosts.items()
         if name.startswith(f"{service}_") and _is_link(name[len(service) + 1 :], value, host)
     }
+
+
+class WithoutServiceLinks(PydanticBaseSettingsSource):
+    """The environment source minus Kubernetes service links (`pipeline.service_links`):
+    `VIGIL_API_PORT=tcp://10.0.0.1:80` from a Service named vigil-api is not `api_port`."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource, prefix: str
+    ) -> None:
+        super().__init__(settings_cls)
+        self.env = env
+        self.prefix = prefix
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.env.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        links = service_link_names(os.environ, self.prefix)
+        return {
+            name: value
+            for name, value in self.env().items()
+            if f"{self.prefix}{name.upper()}" not in links
+        }

@@ -22,7 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from pipeline.service_links import service_link_names
+from pipeline.service_links import WithoutServiceLinks, service_link_names
 
 log = logging.getLogger(__name__)
 ENV_PREFIX = "VIGIL_"
@@ -323,27 +323,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, _WithoutServiceLinks(settings_cls, env_settings))
-
-
-class _WithoutServiceLinks(PydanticBaseSettingsSource):
-    """The environment source minus Kubernetes service links (`pipeline.service_links`):
-    `VIGIL_API_PORT=tcp://10.0.0.1:80` from a Service named vigil-api is not `api_port`."""
-
-    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
-        super().__init__(settings_cls)
-        self.env = env
-
-    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
-        return self.env.get_field_value(field, field_name)
-
-    def __call__(self) -> dict[str, Any]:
-        links = service_link_names(os.environ, ENV_PREFIX)
-        return {
-            name: value
-            for name, value in self.env().items()
-            if f"{ENV_PREFIX}{name.upper()}" not in links
-        }
+        return (init_settings, WithoutServiceLinks(settings_cls, env_settings, ENV_PREFIX))
 
 
 def _first_error(exc: ValidationError) -> str:
