@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     # Large batches amortise the per-stream work (one state load and save per stream per
     # batch); under light load a poll returns what has arrived, so batches stay small.
     max_poll_records: int = Field(default=50_000, ge=1, le=100_000)
+    batch_budget_ms: int = Field(
+        default=50,
+        ge=0,
+        le=60_000,
+        description="take at most this long's worth of records per poll, by the worker's "
+        "recent cost per record (pipeline.worker.budget); 0 = only max_poll_records",
+    )
     # States stay in the worker's memory between checkpoints (save to Redis, then commit
     # offsets): at most this long, and for at most this many streams. 0 = every batch.
     commit_interval_ms: int = Field(default=1000, ge=0, le=60_000)

@@ -64,6 +64,7 @@ from pipeline.state.base import StateStore, StoreUnavailable
 from pipeline.state.peaks import merge_peaks
 from pipeline.worker.alerting import alerts_of_event
 from pipeline.worker.batch import BatchColumns, ViewBuilder, deadletter_record, next_offsets
+from pipeline.worker.budget import BatchBudget
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.model_watch import ModelWatcher
 from pipeline.worker.progress import ProgressLog
@@ -115,6 +116,7 @@ class Worker:
         self.store_down = False
         self._peaks: dict[tuple[int, str], float] = {}  # until the checkpoint saves them
         self.checkpoint = Checkpoint(detector.layout, settings.history_length)
+        self.budget = BatchBudget(settings.batch_budget_ms, settings.max_poll_records)
         self._horizon_ms = 0  # the latest event time accepted, set per batch
         self._decode = batch_decoder(settings)  # the contract's fast path unless mapped
         self.progress = ProgressLog(settings.progress_log_seconds)
@@ -135,9 +137,7 @@ class Worker:
         last_data = time.monotonic()
         try:
             while not self._stop.is_set():
-                records = self.source.poll(
-                    self.settings.poll_timeout_ms, self.settings.max_poll_records
-                )
+                records = self.source.poll(self.settings.poll_timeout_ms, self.budget.limit())
                 self.turned_at = time.monotonic()
                 if len(records) or not self.ready.is_set():
                     # Idle time counts only once the group has given us partitions.
@@ -145,7 +145,9 @@ class Worker:
                     if self.source.assignment():
                         self.ready.set()
                 if len(records):
+                    began = time.perf_counter()
                     self.process_with_retry(records)
+                    self.budget.observe(len(records), time.perf_counter() - began)
                     if self._checkpoint_due():
                         self.save_checkpoint()
                 else:
