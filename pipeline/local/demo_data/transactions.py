@@ -8,6 +8,8 @@ changes (salary day, a new spending habit) injected in the second half.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from pipeline.local.demo_data.columns import (
@@ -28,6 +30,54 @@ from pipeline.local.demo_data.columns import weekend as is_weekend
 _TX_KINDS = ("card", "online", "contactless")
 _MERCHANTS = tuple(f"m-{i:04d}" for i in range(10_000))
 _RISKY_MERCHANTS = (9_000, 10_000)  # a block of ids used only by fraudsters
+
+
+@dataclass
+class _Draws:
+    """The per-(account, slot) draws a scenario rewrites in place."""
+
+    mu: np.ndarray
+    rate: np.ndarray
+    log_amount: np.ndarray
+    risk: np.ndarray
+    merchant: np.ndarray
+    kind: np.ndarray
+    forced: np.ndarray
+
+
+def _inject(
+    rng: np.random.Generator, d: _Draws, a: int, scenario: str, steps: int, step_ms: int
+) -> tuple[int, int]:
+    """Write one labelled scenario into account a's draws; -> (first slot, length)."""
+    if scenario == "fraud_burst":
+        # A stolen card: several large purchases at risky merchants within an hour.
+        length = int(rng.integers(3, 7))
+        run = slice(s0 := late_start(rng, steps, length), s0 + length)
+        d.log_amount[a, run] = d.mu[a, 0] + np.log(rng.uniform(12.0, 35.0, length))
+        d.risk[a, run] = rng.uniform(0.75, 0.98, length)
+        d.merchant[a, run] = rng.integers(*_RISKY_MERCHANTS, length)
+        d.kind[a, run] = rng.integers(0, 2, length)  # card or online
+        d.forced[a, run] = True
+    elif scenario == "card_testing":
+        # Probing a card number: a run of tiny online payments at one dubious merchant.
+        length = int(rng.integers(6, 13))
+        run = slice(s0 := late_start(rng, steps, length), s0 + length)
+        d.log_amount[a, run] = np.log(rng.uniform(0.1, 1.5, length))
+        d.risk[a, run] = rng.uniform(0.45, 0.85, length)
+        d.merchant[a, run] = rng.integers(*_RISKY_MERCHANTS)
+        d.kind[a, run] = _TX_KINDS.index("online")
+        d.forced[a, run] = True
+    elif scenario == "salary_day":
+        # Payday: a day of more and bigger purchases, then back to normal.
+        length = min(DAY_MS // step_ms, steps // 4)
+        run = slice(s0 := late_start(rng, steps, length), s0 + length)
+        d.log_amount[a, run] += np.log(rng.uniform(1.8, 2.5))
+        d.rate[a, run] *= 1.3
+    else:
+        # A new habit (moved house, new job): spending stays higher from here on.
+        length = steps - (s0 := late_start(rng, steps, 0))
+        d.log_amount[a, s0:steps] += np.log(rng.uniform(1.8, 3.0))
+    return s0, length
 
 
 def transaction_columns(
@@ -65,38 +115,11 @@ def transaction_columns(
         "salary_day": max(1, round(0.02 * n_accounts)),
         "spending_shift": max(1, round(0.02 * n_accounts)),
     }
+    draws_ = _Draws(mu, rate, log_amount, risk, merchant, kind, forced)
     anomalies = []
     for a, scenario in pick_streams(rng, n_accounts, counts):
+        s0, length = _inject(rng, draws_, a, scenario, steps, step_ms)
         benign = scenario in ("salary_day", "spending_shift")
-        if scenario == "fraud_burst":
-            # A stolen card: several large purchases at risky merchants within an hour.
-            length = int(rng.integers(3, 7))
-            run = slice(s0 := late_start(rng, steps, length), s0 + length)
-            log_amount[a, run] = mu[a, 0] + np.log(rng.uniform(12.0, 35.0, length))
-            risk[a, run] = rng.uniform(0.75, 0.98, length)
-            merchant[a, run] = rng.integers(*_RISKY_MERCHANTS, length)
-            kind[a, run] = rng.integers(0, 2, length)  # card or online
-            forced[a, run] = True
-        elif scenario == "card_testing":
-            # Probing a card number: a run of tiny online payments at one dubious merchant.
-            length = int(rng.integers(6, 13))
-            run = slice(s0 := late_start(rng, steps, length), s0 + length)
-            log_amount[a, run] = np.log(rng.uniform(0.1, 1.5, length))
-            risk[a, run] = rng.uniform(0.45, 0.85, length)
-            merchant[a, run] = rng.integers(*_RISKY_MERCHANTS)
-            kind[a, run] = _TX_KINDS.index("online")
-            forced[a, run] = True
-        elif scenario == "salary_day":
-            # Payday: a day of more and bigger purchases, then back to normal.
-            length = min(DAY_MS // step_ms, steps // 4)
-            run = slice(s0 := late_start(rng, steps, length), s0 + length)
-            log_amount[a, run] += np.log(rng.uniform(1.8, 2.5))
-            rate[a, run] *= 1.3
-        else:
-            # A new habit (moved house, new job): spending stays higher from here on.
-            length = steps - (s0 := late_start(rng, steps, 0))
-            run = slice(s0, steps)
-            log_amount[a, run] += np.log(rng.uniform(1.8, 3.0))
         anomalies.append(window(names[a], slot_ms, s0, s0 + length - 1, step_ms, scenario, benign))
 
     present = (draws < np.minimum(rate, 0.95)) | forced
