@@ -72,19 +72,16 @@ class SnarimaxDetector:
     momentum; a seasonal term would need one season length for every series, and NAB
     mixes 5-minute, hourly and irregular sampling. The regressor is online linear
     regression on standardised lags with a standardised target, so series from 0.1 to
-    1e8 train at the same step size. On the dev split, extra AR/MA lags only scored
-    worse (SGD-fitted MA terms are noisy): ARIMA(3,1,1) 27.8, (2,1,0) 39.1, (1,1,0) 44.9
-    on the standard profile.
+    1e8 train at the same step size. MA terms are left out: fitted by SGD they are noisy.
 
     Score: PAD maps the squared forecast error e into [0, 1] through running error
     statistics, e / (mean(e) + n_std * std(e)), clipped at 1. That is the normalisation
     wanted (learnt online, the same threshold means the same on every series, no global
     min/max), so the value is passed through; only its clip needed care. With PAD's usual
-    n_std = 3, 1.5% of all rows tie at 1.0, the threshold sweep cannot rank them, and the
-    best standard-profile threshold on the dev split was "never fire" (score 0). With
-    n_std = 30 the clip is reached only by errors tens of deviations out (mostly right
-    after warm-up, when the statistics are still empty) and the scores keep their order;
-    any n_std from 30 to 1000 gave the same NAB scores. A non-finite score (a diverged
+    n_std = 3 many rows tie at 1.0 and no threshold can rank them; with n_std = 30 the
+    clip is reached only by errors tens of deviations out (mostly right after warm-up,
+    when the statistics are still empty) and the scores keep their order. A non-finite
+    score (a diverged
     forecaster) counts as fully anomalous. PAD updates its error statistics inside
     ``score_one``, one more reason for the single ``step`` call: each value is scored
     exactly once.
