@@ -21,6 +21,7 @@ from typing import Any, cast
 
 import numpy as np
 import redis
+from redis.cluster import RedisCluster
 
 from pipeline.state.base import validate_prefix
 
@@ -89,10 +90,26 @@ def ranked_peaks(
     keys = [peak_key(prefix, b) for b in buckets]
     if not keys:
         return []
-    rows = client.zunion(keys, aggregate="MAX", withscores=True)
-    pairs = cast("list[tuple[bytes, float]]", rows)
+    if isinstance(client, RedisCluster):
+        pairs = _union_max(client, keys)  # the bucket keys live in different slots
+    else:
+        pairs = cast("list[tuple[bytes, float]]",
+                     client.zunion(keys, aggregate="MAX", withscores=True))  # fmt: skip
     pairs.sort(key=lambda p: (-p[1], p[0]))
     return [(m.decode("utf-8", "surrogatepass"), float(s)) for m, s in pairs[:limit]]
+
+
+def _union_max(client: RedisCluster, keys: list[str]) -> list[tuple[bytes, float]]:
+    """ZUNION ... AGGREGATE MAX done here: one ZRANGE per bucket, pipelined per node."""
+    pipe = client.pipeline()
+    for key in keys:
+        pipe.zrange(key, 0, -1, withscores=True)
+    best: dict[bytes, float] = {}
+    for rows in cast("list[list[tuple[bytes, float]]]", pipe.execute()):
+        for member, score in rows:
+            if score > best.get(member, float("-inf")):
+                best[member] = score
+    return list(best.items())
 
 
 def lane_peaks(

@@ -5,8 +5,10 @@ slot that moves to another node under a client with a stale slot map, a node tha
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.cluster import RedisCluster
@@ -24,6 +26,7 @@ from pipeline.state.base import (
 )
 from pipeline.state.cluster import ClusterStateStore, connect_cluster
 from pipeline.state.memory import MemoryStateStore
+from pipeline.state.peaks import peak_key, ranked_peaks, write_peaks
 from pipeline.state.redis import open_store
 from tests.pipeline.state.test_store import blob
 
@@ -145,3 +148,21 @@ def test_scripts_reloaded_after_flush(cluster_client: RedisCluster) -> None:
         assert node.redis_connection is not None
         node.redis_connection.script_flush()
     assert store.save([(s, blob(0, 2)) for s in STREAMS]) == [True] * len(STREAMS)
+
+
+def test_peak_ranking_over_buckets_on_a_cluster(
+    cluster_client: RedisCluster, redis_client: redis.Redis
+) -> None:
+    """The bucket keys sit in different slots: the union is done by the client, and it
+    ranks exactly as ZUNION AGGREGATE MAX does on one Redis."""
+    hour = 3_600_000
+    peaks = {(0, "a"): 0.7, (hour, "a"): 0.9, (hour, "b"): 0.95, (2 * hour, "c"): 0.8,
+             (2 * hour, "b"): 0.6}  # fmt: skip
+    buckets = [0, hour, 2 * hour]
+    assert len({cluster_client.keyslot(peak_key("pk", b)) for b in buckets}) == 3
+    ClusterStateStore(cluster_client, "pk").save_peaks(peaks, 3600)
+    write_peaks(redis_client, "pk", peaks, 3600)
+    expected = ranked_peaks(redis_client, "pk", buckets, 10)
+    assert expected == [("b", 0.95), ("a", 0.9), ("c", 0.8)]
+    assert ranked_peaks(cast("redis.Redis", cluster_client), "pk", buckets, 10) == expected
+    assert ranked_peaks(cast("redis.Redis", cluster_client), "pk", buckets, 2) == expected[:2]
