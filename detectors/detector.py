@@ -258,6 +258,47 @@ class RecurrentDetector:
     def score(self, events: Events, states: np.ndarray) -> tuple[Evidence, np.ndarray]:
         return self._score(events.x, events.mask, states, events.ts_ms)
 
+    def _profile_shift(
+        self,
+        now: np.ndarray | None,
+        states: np.ndarray,
+        mask: np.ndarray,
+        count: np.ndarray,
+        z: np.ndarray,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+        """The change the time-of-day profile expects since the previous event, and where
+        `now` falls in the profile (None without timestamps or a profile).
+
+        The model predicts as if the day had no shape; the profile adds the change this
+        stream usually makes between the previous event's time of day and now."""
+        if now is None:
+            return np.zeros_like(z), None
+        bins = self.params.season_bins
+        lo, hi, upper_w = season.position(now, bins)
+        usual_now = season.value(states["season"], lo, hi, upper_w)
+        usual_then = season.value(states["season"], *season.position(states["last_ts"], bins))
+        shift = np.where((count > 0)[:, None] & mask, usual_now - usual_then, 0.0)
+        return shift, (lo, hi, upper_w)
+
+    def _error_channels(
+        self, error: np.ndarray, count: np.ndarray, states: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """`score_errors` on the newest error and every extra average kept in the state:
+        (scores, short averages, means, variances), one column per average."""
+        sp = self.params.scoring
+        n_extra = len(sp.extra_alphas)
+        ev = states["evidence"][:, : 3 * n_extra].reshape(len(error), 3, n_extra)
+        return score_errors(
+            error,
+            count,
+            np.concatenate([states["err_short"][:, None], ev[:, 0]], axis=1),
+            np.concatenate([states["err_mean"][:, None], ev[:, 1]], axis=1),
+            np.concatenate([states["err_var"][:, None], ev[:, 2]], axis=1),
+            sp,
+            np.array((sp.short_alpha, *sp.extra_alphas), dtype=np.float32),
+            np.array((sp.decades, *sp.extra_decades)),
+        )
+
     def _score(
         self,
         x: np.ndarray,
@@ -278,18 +319,7 @@ class RecurrentDetector:
         z_full = surprise(x, mask, mean, var, count)
         z = np.clip(z_full, -p.clip, p.clip)
         now = None if ts_ms is None or p.season_bins == 0 else np.asarray(ts_ms, np.int64)
-        shift = np.zeros_like(z)
-        lo_hi_w = None
-        if now is not None:
-            lo, hi, upper_w = season.position(now, p.season_bins)
-            lo_hi_w = (lo, hi, upper_w)
-            usual_now = season.value(states["season"], lo, hi, upper_w)
-            usual_then = season.value(
-                states["season"], *season.position(states["last_ts"], p.season_bins)
-            )
-            # The model predicts as if the day had no shape; the profile adds the change
-            # this stream usually makes between the previous event's time of day and now.
-            shift = np.where((count > 0)[:, None] & mask, usual_now - usual_then, 0.0)
+        shift, lo_hi_w = self._profile_shift(now, states, mask, count, z)
         pred = states["pred"] + p.season_weight * shift
         expected = (mean + _std(var, mean) * pred) * mask
         err = np.abs(z_full - pred) * mask
@@ -299,19 +329,7 @@ class RecurrentDetector:
             error = p.compress * np.arcsinh(error / p.compress)
         top = err.argmax(axis=1)
 
-        sp = p.scoring
-        n_extra = len(sp.extra_alphas)
-        ev = states["evidence"][:, : 3 * n_extra].reshape(len(error), 3, n_extra)
-        channels = score_errors(
-            error,
-            count,
-            np.concatenate([states["err_short"][:, None], ev[:, 0]], axis=1),
-            np.concatenate([states["err_mean"][:, None], ev[:, 1]], axis=1),
-            np.concatenate([states["err_var"][:, None], ev[:, 2]], axis=1),
-            sp,
-            np.array((sp.short_alpha, *sp.extra_alphas), dtype=np.float32),
-            np.array((sp.decades, *sp.extra_decades)),
-        )
+        channels = self._error_channels(error, count, states)
         error_score = channels[0].max(axis=1)
         level_score, level_count, level_err = self._level(z_full, mask, states, lo_hi_w)
         low, high = states["range_low"], states["range_high"]
@@ -322,6 +340,7 @@ class RecurrentDetector:
         score = by_source.max(axis=1)
         short, e_mean, e_var = (c[:, 0] for c in channels[1:])
         extra_stats = states["evidence"].copy()
+        n_extra = len(p.scoring.extra_alphas)
         extra_stats[:, : 3 * n_extra] = np.stack([c[:, 1:] for c in channels[1:]], 1).reshape(
             len(error), -1
         )
@@ -329,13 +348,11 @@ class RecurrentDetector:
         next_pred, hidden = self._run(z, mask, states["hidden"])
         new_mean, new_var = update_stats(x, mask, mean, var, count, p.norm_min_alpha)
         states["range_low"], states["range_high"] = update_range(x, mask, low, high, count)
-        if now is not None:
+        if now is not None and lo_hi_w is not None:
             states["season"], states["season_visits"] = season.update(
                 states["season"],
                 states["season_visits"],
-                lo,
-                hi,
-                upper_w,
+                *lo_hi_w,
                 z,
                 mask & (count > 0)[:, None],
                 p.season_min_alpha,
