@@ -42,16 +42,22 @@ class DeliveryError(Exception):
     """A produced record was not acknowledged by the broker (after librdkafka's retries)."""
 
 
+# kafka-python's keyword names (what `Settings.kafka_security` returns, the one place the
+# security settings are read) -> librdkafka's property names.
+_LIBRDKAFKA_NAMES = {
+    "security_protocol": "security.protocol",
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+    "ssl_cafile": "ssl.ca.location",
+}
+
+
 def security_config(settings: Settings) -> dict[str, str]:
     """Security settings in librdkafka's property names (the password stays out of logs:
     only the returned dict carries it, and nothing here logs the dict)."""
-    config = {"security.protocol": settings.kafka_security_protocol.lower()}
-    if settings.kafka_sasl_mechanism:
-        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
-        config["sasl.username"] = settings.kafka_sasl_username
-        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile:
-        config["ssl.ca.location"] = settings.kafka_ssl_cafile
+    config = {_LIBRDKAFKA_NAMES[k]: str(v) for k, v in settings.kafka_security().items()}
+    config["security.protocol"] = config["security.protocol"].lower()
     return config
 
 
