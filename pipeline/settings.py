@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     events_topic: str = "vigil.events"
     alerts_topic: str = "vigil.alerts"
     deadletter_topic: str = "vigil.deadletter"
+    changelog_topic: str = Field(
+        default="vigil.changelog",
+        description="compacted topic of every saved state, to restore what Redis forgets; "
+        "empty = off (a worker that finds Redis lost states then stops)",
+    )
     group_id: str = "vigil"
     topic_partitions: int = Field(default=4, ge=1, le=10_000)
     session_timeout_ms: int = Field(default=6000, ge=1000)
@@ -70,10 +75,15 @@ class Settings(BaseSettings):
         description="take at most this long's worth of records per poll, by the worker's "
         "recent cost per record (pipeline.worker.budget); 0 = only max_poll_records",
     )
-    # States stay in the worker's memory between checkpoints (save to Redis, then commit
-    # offsets): at most this long, and for at most this many streams. 0 = every batch.
+    # Changed states are saved to Redis (then offsets committed) at most this long after
+    # they changed; 0 = after every batch.
     commit_interval_ms: int = Field(default=1000, ge=0, le=60_000)
-    max_cached_streams: int = Field(default=200_000, ge=1)
+    max_cached_streams: int = Field(
+        default=200_000,
+        ge=1,
+        description="states a worker holds in memory between checkpoints; beyond it the "
+        "least recently used are dropped after a save (about 1 KB each at hidden 64)",
+    )
     poll_timeout_ms: int = Field(default=200, ge=1)
     max_message_bytes: int = Field(default=64 * 1024, ge=256)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
@@ -219,6 +229,12 @@ class Settings(BaseSettings):
     )
     worker_http_port: int = Field(
         default=0, ge=0, le=65535, description="port of the worker's probes and metrics; 0 = off"
+    )
+    worker_stall_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        description="/healthz fails once a rebalance has not completed for this long (a "
+        "group that cannot settle makes no progress); 0 = off",
     )
 
     # --- Trainer -----------------------------------------------------------------

@@ -5,12 +5,14 @@ inside their fenced save), so the numbers here are totals over every worker, fro
 whichever API replica Prometheus scrapes. Hash fields read:
 
     records, applied, replays_skipped, alerts, batches     counters
+    routed, state_losses, streams_restored                 counters
     batch_seconds_sum                                      histogram sum
     batch_le_<upper bound>                                 cumulative histogram buckets
     deadletter:<reason>                                    dead letters by reason
     model_version                                          the version last served
     trainer_last_success_s                                 epoch seconds of the last training
     lag:<topic>:<partition>                                consumer lag, if workers set it
+    committed:<topic>:<partition>                          next offset whose states are saved
 
 Unknown fields are ignored, so workers can add counters before the API shows them.
 """
@@ -29,6 +31,9 @@ _COUNTERS = (
     ("applied", "vigil_events_applied_total", "Events applied to stream states."),
     ("replays_skipped", "vigil_replays_skipped_total", "Replayed events skipped."),
     ("alerts", "vigil_alerts_total", "Alerts published."),
+    ("routed", "vigil_routed_total", "Key-less events re-published keyed by stream id."),
+    ("state_losses", "vigil_state_losses_total", "Times a worker found Redis forgot states."),
+    ("streams_restored", "vigil_streams_restored_total", "States restored from the changelog."),
 )
 
 

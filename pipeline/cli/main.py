@@ -122,9 +122,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
         signal.signal(signum, lambda *_: early_stop.set())
 
     from pipeline.worker.health import start_server, stop_server
-    from pipeline.worker.loop import install_signal_handlers
     from pipeline.worker.startup import wait_for_services
-    from pipeline.worker.wiring import open_worker
+    from pipeline.worker.wiring import install_signal_handlers, open_worker
 
     settings = settings_from_args(args, model_kind=args.model, events_topic=args.topic,
                                   group_id=args.group)  # fmt: skip

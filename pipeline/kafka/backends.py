@@ -6,7 +6,7 @@ never loads the other (confluent-kafka pulls in librdkafka at import).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pipeline.kafka.base import EventSource, PartitionsCallback, RecordSink
 from pipeline.settings import Settings
@@ -38,3 +38,13 @@ def make_sink(settings: Settings, client_id: str = "vigil-producer") -> RecordSi
     from pipeline.kafka.kafka_python import KafkaPythonSink
 
     return KafkaPythonSink(settings, client_id)
+
+
+def read_partitions(
+    settings: Settings, topic: str, partitions: Sequence[int]
+) -> Iterator[tuple[bytes | None, bytes | None]]:
+    """Every (key, value) of `partitions` from the start to their current end, outside any
+    group (restoring from a changelog). kafka-python on either backend: it is rare."""
+    from pipeline.kafka.kafka_python import read_partitions as read
+
+    return read(settings, topic, partitions)

@@ -94,12 +94,22 @@ def _same(record: Any) -> Record:
 class EventSource(Protocol):
     def poll(self, timeout_ms: int, max_records: int) -> RecordBatch: ...
 
+    def on_assign(self, callback: PartitionsCallback) -> None:
+        """Also call `callback` when a rebalance completes, with the new assignment (maybe
+        empty)."""
+        ...
+
     def on_revoke(self, callback: PartitionsCallback) -> None:
         """Also call `callback` (inside poll) when partitions are revoked or lost, before
         another member can take them."""
         ...
 
     def commit(self, offsets: dict[tuple[str, int], int]) -> None: ...
+
+    def committed(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The group's committed next offsets of `partitions` (absent: none committed)."""
+        ...
+
     def assignment(self) -> set[tuple[str, int]]: ...
     def close(self) -> None: ...
 
@@ -112,8 +122,16 @@ class EventSource(Protocol):
 
 class RecordSink(Protocol):
     def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
-    ) -> None: ...
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
+    ) -> None:
+        """Queue a record; `partition` None lets the key pick it (murmur2, as Java does)."""
+        ...
+
     def flush(self) -> None: ...
     def close(self) -> None: ...
 

@@ -124,7 +124,7 @@ class ConfluentSource:
             **security_config(settings),
             **(overrides or {}),
         }
-        self._on_assign = on_assign
+        self._assign_callbacks = [] if on_assign is None else [on_assign]
         self._revoke_callbacks = [] if on_revoke is None else [on_revoke]
         self._consumer = Consumer(config)
         self._consumer.subscribe(
@@ -135,13 +135,16 @@ class ConfluentSource:
         )
 
     def _assigned(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
-        if self._on_assign is not None:
-            self._on_assign(_partitions(tps))
+        for callback in self._assign_callbacks:
+            callback(_partitions(tps))
 
     def _revoked(self, consumer: Consumer, tps: list[TopicPartition]) -> None:
         partitions = _partitions(tps)
         for callback in self._revoke_callbacks:
             callback(partitions)
+
+    def on_assign(self, callback: PartitionsCallback) -> None:
+        self._assign_callbacks.append(callback)
 
     def on_revoke(self, callback: PartitionsCallback) -> None:
         self._revoke_callbacks.append(callback)
@@ -193,6 +196,10 @@ class ConfluentSource:
             if tp.error is not None:
                 raise KafkaException(tp.error)
 
+    def committed(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        found = self._consumer.committed([TopicPartition(t, p) for t, p in partitions], 30)
+        return {(tp.topic, tp.partition): tp.offset for tp in found if tp.offset >= 0}
+
     def assignment(self) -> set[tuple[str, int]]:
         return _partitions(self._consumer.assignment())
 
@@ -225,6 +232,9 @@ class ConfluentSink:
                 "acks": "all",
                 "linger.ms": 5,
                 "message.max.bytes": max(1024 * 1024, settings.max_message_bytes * 2),
+                # The partition Java clients and kafka-python pick for a key: a key-less
+                # event the worker re-publishes keyed must land where its stream's are.
+                "partitioner": "murmur2_random",
                 "error_cb": _log_client_error,
                 "logger": _LIBRDKAFKA_LOG,
                 **security_config(settings),
@@ -237,13 +247,20 @@ class ConfluentSink:
             self._errors.append(f"{message.topic()}: {error.str()}")
 
     def send(
-        self, topic: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
     ) -> None:
+        where = -1 if partition is None else partition  # -1: the partitioner picks
         while True:
             try:
                 self._producer.produce(
-                    topic, value, key, headers=list(headers) or None, on_delivery=self._delivered
-                )
+                    topic, value, key, partition=where, headers=list(headers) or None,
+                    on_delivery=self._delivered,
+                )  # fmt: skip
                 return
             except BufferError:
                 # The local queue is full: serve delivery reports until there is room.

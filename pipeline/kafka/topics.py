@@ -37,6 +37,13 @@ def check_topic_name(name: str) -> None:
         )
 
 
+def _spec(partitions: int, config: dict[str, str] | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"num_partitions": partitions}
+    if config:
+        spec["configs"] = config
+    return spec
+
+
 def _admin(bootstrap: str, security: dict[str, Any] | None, timeout_s: float) -> KafkaAdminClient:
     timeout_ms = max(int(timeout_s * 1000), 1)
     try:
@@ -73,11 +80,13 @@ def ensure_topics(
     topics: dict[str, int],
     security: dict[str, Any] | None = None,
     timeout_s: float = 15.0,
+    configs: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, int]:
     """Create the missing topics with the given partition counts and wait until metadata
     shows all of them ready. Existing topics are left alone whatever their partition count
     (the operator's choice); the actual counts are returned so the caller can warn.
-    `security` takes kafka-python keyword names, as `Settings.kafka_security()` returns.
+    `security` takes kafka-python keyword names, as `Settings.kafka_security()` returns;
+    `configs` adds topic settings (e.g. cleanup.policy) to topics it creates.
     """
     for name, partitions in topics.items():
         check_topic_name(name)
@@ -91,7 +100,7 @@ def ensure_topics(
         missing = {name: n for name, n in topics.items() if name not in existing}
         if missing:
             result = admin.create_topics(
-                {name: {"num_partitions": n} for name, n in missing.items()},
+                {name: _spec(n, (configs or {}).get(name)) for name, n in missing.items()},
                 timeout_ms=int(timeout_s * 1000),
                 raise_errors=False,
             )

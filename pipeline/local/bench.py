@@ -7,7 +7,8 @@ For each Kafka backend, in one process run, on one pre-loaded topic:
    batch columns (no detector, no Redis) — the ceiling for any worker that decodes JSON
    in Python;
 2. end to end: a worker (GRU, hidden 64 by default) processes the same records from a new
-   consumer group with empty Redis state: events/s, and the ratio to the raw rate;
+   consumer group with empty Redis state: events/s, and the ratio to the raw rate; then
+   again without the changelog topic, for the cost of being able to restore states;
 3. latency at 50% and 90% of that end-to-end rate: records produced at a steady rate
    while a worker runs; p50/p99/p999 from a record's create time to the broker's
    acknowledgement of its batch's alerts;
@@ -203,7 +204,8 @@ def _latency(settings: Settings, rate: float, n_streams: int, seconds: float) ->
 class BackendResult:
     raw: list[float] = field(default_factory=list)
     decode: list[float] = field(default_factory=list)  # consume + decode + columns
-    e2e: list[float] = field(default_factory=list)
+    e2e: list[float] = field(default_factory=list)  # with the changelog (state restore) on
+    e2e_bare: list[float] = field(default_factory=list)  # the same without it
     latency: dict[int, list[np.ndarray]] = field(default_factory=dict)  # % of peak -> runs
 
 
@@ -213,6 +215,7 @@ def _isolated(s: Settings, tag: str) -> Settings:
         events_topic=f"bench.events.{tag}.{run}",
         alerts_topic=f"bench.alerts.{tag}.{run}",
         deadletter_topic=f"bench.deadletter.{tag}.{run}",
+        changelog_topic=f"bench.changelog.{tag}.{run}",
         redis_prefix=f"bench-{tag}-{run}",
         group_id=f"bench-worker-{run}",
     )
@@ -233,6 +236,10 @@ def _measure_backend(
     console.print(f"[{backend}] worker end to end …")
     e2e = _end_to_end(s, n_events)
     result.e2e.append(e2e)
+    console.print(f"[{backend}] worker end to end without the changelog …")
+    bare = s.replace(changelog_topic="", group_id=f"{s.group_id}-bare",
+                     redis_prefix=f"{s.redis_prefix}-bare")  # fmt: skip
+    result.e2e_bare.append(_end_to_end(bare, n_events))
     memory.update(_memory(s, n_streams))
     for share in (50, 90):
         console.print(f"[{backend}] latency at {share}% of {e2e:,.0f} events/s …")
@@ -313,6 +320,11 @@ def _pct(runs: list[np.ndarray], q: float) -> float:
     return statistics.median(float(np.nanpercentile(x, q)) for x in runs)
 
 
+def _costs(with_it: list[float], without: list[float]) -> list[float]:
+    """Per run, the share of the rate a feature costs."""
+    return [1 - w / b for w, b in zip(with_it, without, strict=True)]
+
+
 def _report(
     console: Console, results: dict[str, BackendResult], memory: dict[str, float],
     curve: list[tuple[int, float]], n_streams: int, args: argparse.Namespace, scale_backend: str,
@@ -336,6 +348,8 @@ def _report(
     row("consume + decode / raw consume",
         lambda r: f"{med(d / w for d, w in zip(r.decode, r.raw, strict=True)):.2f}")  # fmt: skip
     row("worker end to end, events/s", lambda r: f"{med(r.e2e):,.0f}")
+    row("  no changelog, events/s", lambda r: f"{med(r.e2e_bare):,.0f}")
+    row("  changelog cost", lambda r: f"{med(_costs(r.e2e, r.e2e_bare)):.0%}")
     row("worker / raw consume",
         lambda r: f"{med(e / w for e, w in zip(r.e2e, r.raw, strict=True)):.2f}")  # fmt: skip
     for share in (50, 90):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import struct
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -28,6 +29,41 @@ HEADER = struct.Struct("<2sHiq")
 MAGIC = b"VG"
 MAX_OFFSET = 2**53 - 1
 """Lua numbers are doubles: offsets above this would compare wrongly inside Redis."""
+
+
+class StateLost(Exception):
+    """Redis holds less than this client saw it hold: it restarted empty, was restored
+    from an older snapshot, or was flushed (the generation counter went back).
+
+    Raised once per loss, after the call completed: the store then trusts the new
+    generation, and the worker restores the states from the changelog. `written` holds a
+    save's results (the save itself did happen).
+    """
+
+    def __init__(self, seen: int, found: int, written: list[bool] | None = None) -> None:
+        super().__init__(f"Redis's generation went back from {seen} to {found}")
+        self.seen, self.found, self.written = seen, found, written
+
+
+class Generation:
+    """This client's save counter in the store, as last seen.
+
+    Each client (a worker process) has its own field in the generations hash; every save
+    increments it in the same atomic call as its writes, so it goes back (or vanishes)
+    only when Redis forgets writes - other clients never touch it. A load reads it in the
+    same round trip as the states, so a loss is seen before a lost state would be taken
+    for a new stream. (A fresh client has seen nothing: the worker compares the saved
+    offsets of partitions it is given with Kafka's committed ones instead.)
+    """
+
+    def __init__(self) -> None:
+        self.client = uuid.uuid4().hex
+        self.seen = 0
+
+    def check(self, found: int, written: list[bool] | None = None) -> None:
+        seen, self.seen = self.seen, found
+        if found < seen:
+            raise StateLost(seen, found, written)
 
 
 class StoreUnavailable(Exception):
@@ -99,6 +135,17 @@ def metrics_key(prefix: str) -> str:
     return f"{validate_prefix(prefix)}:metrics"
 
 
+def committed_field(topic: str, partition: int) -> str:
+    """Metrics-hash field of the next offset of a partition whose states are saved (the
+    last checkpoint's), written in the same atomic save as the states."""
+    return f"committed:{topic}:{partition}"
+
+
+def generations_key(prefix: str) -> str:
+    """Hash of every client's save counter (`Generation`)."""
+    return f"{validate_prefix(prefix)}:generations"
+
+
 def meta_key(prefix: str, name: str) -> str:
     """Redis key of a small worker-wide value, e.g. the live model version."""
     return f"{validate_prefix(prefix)}:m:{{{_escape(validate_stream(name))}}}"
@@ -146,7 +193,8 @@ class BatchView:
     scores: Sequence[float]
     alerts: Sequence[bytes] = ()
     history_length: int = 100
-    metrics: Sequence[tuple[str, float | str]] = ()  # ("=name", value) sets, else increments
+    # ("=name", value) sets, ("^name", value) sets if larger, the rest increment
+    metrics: Sequence[tuple[str, float | str]] = ()
 
 
 class StateStore(Protocol):
@@ -159,20 +207,29 @@ class StateStore(Protocol):
     reassembles the answers in order — without any change to callers.
     """
 
+    generation: Generation
+
     def load(self, streams: Sequence[str]) -> list[bytes | None]:
-        """Stored blobs, None for streams never saved."""
+        """Stored blobs, None for streams never saved. Raises StateLost (once) if the
+        store forgot writes since this client last looked."""
         ...
 
     def save(self, items: Sequence[tuple[str, bytes]], view: BatchView | None = None) -> list[bool]:
         """Write (stream, blob) pairs in order; True = written, False = refused by fencing.
 
         With a view, the same call appends each accepted stream's history entry, updates
-        its latest score and adds the batch's alerts (what the API shows).
+        its latest score and adds the batch's alerts (what the API shows). Raises
+        StateLost (once, with the results) if the store forgot writes.
         """
         ...
 
     def save_peaks(self, peaks: dict[tuple[int, str], float], ttl_s: int) -> None:
         """Keep each (bucket start ms, stream)'s largest score (`pipeline.state.peaks`)."""
+        ...
+
+    def committed_marks(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        """Per partition, the next offset its saved states include (`committed_field`);
+        partitions without one are left out."""
         ...
 
     def delete_all(self) -> None:

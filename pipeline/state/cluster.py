@@ -149,8 +149,8 @@ class ClusterStateStore(RedisKeyspace):
             commands.append(("EVALSHA", FENCED_SAVE_SHA, len(call_keys), *call_keys, *args))
         replies = self._call(lambda: self._per_node(commands, groups))
         results = [True] * len(items)
-        for group, refused in zip(groups, replies, strict=True):
-            for position in refused:
+        for group, reply in zip(groups, replies, strict=True):
+            for position in reply[1:]:  # reply[0]: no generation here (no globals)
                 results[group.indices[int(position) - 1]] = False
         if view is not None:
             self._call(lambda: self._save_globals(items, results, view))
@@ -209,7 +209,9 @@ class ClusterStateStore(RedisKeyspace):
             pipe.xadd(alerts_key(self.prefix), {"alert": alert}, maxlen=ALERTS_KEPT,
                       approximate=True)  # fmt: skip
         for field, amount in view.metrics:
-            if field.startswith("="):
+            # "^" (set if larger) is a plain set here: a late save of a worker that lost
+            # its partition can lower a mark, at worst a needless restore (fenced).
+            if field.startswith(("=", "^")):
                 pipe.hset(metrics_key(self.prefix), field[1:], amount)
             else:
                 pipe.hincrbyfloat(metrics_key(self.prefix), field, float(amount))

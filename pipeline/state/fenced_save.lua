@@ -6,11 +6,16 @@
 -- if the history length is > 0, KEYS[n+1..2n] are history keys and ARGV continues with n
 -- history entries; then KEYS[h+1] the scores zset, KEYS[h+2] the alerts stream, KEYS[h+3]
 -- the metrics hash (h = n or 2n), and ARGV continues with n stream ids, the alerts, then
--- (field, increment) metric pairs (a field starting with "=" is set, not incremented).
--- Without those three keys (#KEYS = h: Redis Cluster, where they live in other slots and
+-- (field, increment) metric pairs (a field starting with "=" is set, one starting with "^"
+-- set only if larger, the rest incremented). A fourth such key, KEYS[h+4], is the
+-- generations hash, and then the last ARGV is this client's field in it: every save
+-- increments the field, so it goes back only when Redis forgets writes
+-- (pipeline.state.base.Generation).
+-- Without those keys (#KEYS = h: Redis Cluster, where they live in other slots and
 -- pipeline.state.cluster writes them in a second step) only states and history are written.
--- Returns the 1-based indices of refused writes. Keys are handled in order, so a stream
--- that appears twice in one batch behaves as two consecutive saves.
+-- Returns the client's new generation (0 without the key), then the 1-based indices of
+-- refused writes. Keys are handled in order, so a stream that appears twice in one batch
+-- behaves as two consecutive saves.
 --
 -- Only the stored header is read (GETRANGE): fetching every old state whole would move
 -- another copy of them through the script; the whole value is read only on an offset tie,
@@ -26,9 +31,12 @@ local view = #KEYS > n
 local h = n
 if view and hlen > 0 then h = 2 * n end
 local globals = #KEYS > h
+local counted = #KEYS > h + 3
+local last = #ARGV
+if counted then last = #ARGV - 1 end
 local streams = 5 + n
 if hlen > 0 then streams = 5 + 2 * n end
-local refused = {}
+local refused = {0}
 local ranked = {}
 for i = 1, n do
   local key = KEYS[i]
@@ -89,13 +97,22 @@ if globals then
   for j = first + 1, first + n_alerts do
     redis.call('XADD', KEYS[h + 2], 'MAXLEN', '~', kept, '*', 'alert', ARGV[j])
   end
-  for j = first + n_alerts + 1, #ARGV, 2 do
+  for j = first + n_alerts + 1, last, 2 do
     local field = ARGV[j]
-    if string.sub(field, 1, 1) == '=' then
+    local how = string.sub(field, 1, 1)
+    if how == '=' then
       redis.call('HSET', KEYS[h + 3], string.sub(field, 2), ARGV[j + 1])
+    elseif how == '^' then
+      local old = tonumber(redis.call('HGET', KEYS[h + 3], string.sub(field, 2)))
+      if not old or old < tonumber(ARGV[j + 1]) then
+        redis.call('HSET', KEYS[h + 3], string.sub(field, 2), ARGV[j + 1])
+      end
     else
       redis.call('HINCRBYFLOAT', KEYS[h + 3], field, ARGV[j + 1])
     end
   end
+end
+if counted then
+  refused[1] = redis.call('HINCRBY', KEYS[h + 4], ARGV[#ARGV], 1)
 end
 return refused

@@ -8,8 +8,10 @@ from pipeline.contracts.history import append_points
 from pipeline.state.base import (
     ALERTS_KEPT,
     BatchView,
+    Generation,
     accepts,
     checked_keys,
+    committed_field,
     meta_key,
     state_key,
     validate_prefix,
@@ -29,8 +31,11 @@ class MemoryStateStore:
         self.alerts: list[bytes] = []
         self.metrics: dict[str, float | str] = {}
         self.peaks: dict[tuple[int, str], float] = {}
+        self.generation = Generation()
+        self.generations: dict[str, int] = {}
 
     def load(self, streams: Sequence[str]) -> list[bytes | None]:
+        self.generation.check(self.generations.get(self.generation.client, 0))
         return [self._states.get(state_key(self.prefix, s)) for s in streams]
 
     def save(self, items: Sequence[tuple[str, bytes]], view: BatchView | None = None) -> list[bool]:
@@ -51,18 +56,31 @@ class MemoryStateStore:
             for field, amount in view.metrics:
                 if field.startswith("="):
                     self.metrics[field[1:]] = amount
+                elif field.startswith("^"):
+                    old = self.metrics.get(field[1:])
+                    if old is None or float(old) < float(amount):
+                        self.metrics[field[1:]] = amount
                 else:
                     self.metrics[field] = float(self.metrics.get(field, 0.0)) + float(amount)
             self.alerts.extend(view.alerts)
             del self.alerts[: max(0, len(self.alerts) - ALERTS_KEPT)]
+        if view is not None:  # as in Redis: checkpoints (saves with a view) are counted
+            client = self.generation.client
+            self.generations[client] = self.generations.get(client, 0) + 1
+            self.generation.check(self.generations[client], results)
         return results
 
     def save_peaks(self, peaks: dict[tuple[int, str], float], ttl_s: int) -> None:
         merge_peaks(self.peaks, peaks)
 
+    def committed_marks(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        marks = {p: self.metrics.get(committed_field(topic, p)) for p in partitions}
+        return {p: int(float(v)) for p, v in marks.items() if v is not None}
+
     def delete_all(self) -> None:
         self._states.clear()
         self._meta.clear()
+        self.metrics.clear()
 
     def count(self) -> int:
         return len(self._states)

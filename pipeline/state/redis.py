@@ -7,17 +7,20 @@ partition over. The rule itself is `pipeline.state.base.accepts`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import cast
 
 import redis
 
+from pipeline.errors import UserError
 from pipeline.settings import Settings
-from pipeline.state.base import BatchView, state_key
+from pipeline.state.base import BatchView, StoreUnavailable, generations_key, state_key
 from pipeline.state.cluster import ClusterStateStore, connect_cluster, is_cluster_url
 from pipeline.state.redis_base import (
     FENCED_SAVE,
     FENCED_SAVE_SHA,
+    TRANSIENT,
     RedisKeyspace,
     ScriptArg,
     client_options,
@@ -29,20 +32,31 @@ class RedisStateStore(RedisKeyspace):
     """States in Redis: one MGET per load, one fenced EVALSHA per save."""
 
     def load(self, streams: Sequence[str]) -> list[bytes | None]:
-        if not streams:
-            return []
         keys = [state_key(self.prefix, s) for s in streams]
-        # decode_responses=False (connect_redis) means values come back as bytes.
-        return cast("list[bytes | None]", self._call(lambda: self.client.mget(keys)))
+
+        def run() -> tuple[bytes | None, list[bytes | None]]:
+            pipe = self.client.pipeline(transaction=False)  # one round trip
+            pipe.hget(generations_key(self.prefix), self.generation.client)
+            if keys:
+                pipe.mget(keys)
+            # decode_responses=False (connect_redis) means values come back as bytes.
+            generation, *found = pipe.execute()
+            return generation, found[0] if found else []
+
+        generation, found = self._call(run)
+        self.generation.check(int(generation or 0))
+        return found
 
     def save(self, items: Sequence[tuple[str, bytes]], view: BatchView | None = None) -> list[bool]:
         if not items and (view is None or not (view.alerts or view.metrics)):
             return []
-        keys, args = fenced_save_call(self.prefix, items, view)
-        refused = self._call(lambda: self._fenced_set(keys, args))
+        keys, args = fenced_save_call(self.prefix, items, view, client=self.generation.client)
+        reply = self._call(lambda: self._fenced_set(keys, args))
         results = [True] * len(items)
-        for index in refused:
+        for index in reply[1:]:
             results[int(index) - 1] = False
+        if view is not None:  # the generation counts saves with a view (checkpoints)
+            self.generation.check(int(reply[0]), results)
         return results
 
     def _fenced_set(self, keys: list[str], args: list[ScriptArg]) -> list[int]:
@@ -53,6 +67,35 @@ class RedisStateStore(RedisKeyspace):
         except redis.exceptions.NoScriptError:
             self.client.script_load(FENCED_SAVE)
             return self.client.evalsha(FENCED_SAVE_SHA, len(keys), *keys, *args)
+
+
+log = logging.getLogger(__name__)
+
+
+class EvictingRedis(UserError):
+    """Redis may evict keys that have no expiry: Vigil's states would vanish."""
+
+
+def refuse_evicting(client: redis.Redis) -> None:
+    """Refuse a Redis whose `maxmemory-policy` can evict keys without a TTL (allkeys-*):
+    it would drop states silently when full. `noeviction` (Redis refuses writes when
+    full, and the worker pauses) and volatile-* (only keys with a TTL, which states never
+    have) are fine. A Redis that forbids CONFIG (some managed services) is warned about."""
+    try:
+        found = client.config_get("maxmemory-policy")
+    except redis.exceptions.ResponseError as exc:
+        log.warning("cannot read Redis's maxmemory-policy (%s): make sure it is noeviction", exc)
+        return
+    except TRANSIENT as exc:
+        raise StoreUnavailable(f"Redis unavailable: {exc}") from exc
+    raw = {k.decode() if isinstance(k, bytes) else k: v for k, v in found.items()}
+    policy = raw.get("maxmemory-policy", b"")
+    policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+    if policy.startswith("allkeys-"):
+        raise EvictingRedis(
+            f"Redis maxmemory-policy is {policy}: it evicts stream states when memory is "
+            "full; set maxmemory-policy noeviction (see deploy/README.md)"
+        )
 
 
 def connect_redis(url: str) -> redis.Redis:

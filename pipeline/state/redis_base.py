@@ -20,9 +20,12 @@ from redis.retry import Retry
 from pipeline.state.base import (
     ALERTS_KEPT,
     BatchView,
+    Generation,
     StoreUnavailable,
     alerts_key,
     checked_keys,
+    committed_field,
+    generations_key,
     history_key,
     meta_key,
     metrics_key,
@@ -60,11 +63,13 @@ def fenced_save_call(
     view: BatchView | None,
     *,
     with_globals: bool = True,
+    client: str = "",
 ) -> tuple[list[str], list[ScriptArg]]:
     """KEYS and ARGV of one `fenced_save.lua` call (its header comment has the layout).
 
     Without globals only the states and the history are written: on Redis Cluster the
-    scores, alerts and metrics keys live in other slots than the streams'.
+    scores, alerts and metrics keys live in other slots than the streams'. With globals
+    and a `client` id, the save also increments that client's generation.
     """
     keys = checked_keys(prefix, items)
     args: list[ScriptArg] = [len(items), 0, ALERTS_KEPT, 0, b""]
@@ -83,6 +88,9 @@ def fenced_save_call(
         args += [*streams, *view.alerts]
         for field, amount in view.metrics:
             args += [field, amount]
+        if client:
+            keys.append(generations_key(prefix))
+            args.append(client)
     return keys, args
 
 
@@ -105,6 +113,14 @@ class RedisKeyspace:
     def __init__(self, client: redis.Redis, prefix: str) -> None:
         self.client = client
         self.prefix = validate_prefix(prefix)
+        self.generation = Generation()
+
+    def committed_marks(self, topic: str, partitions: Sequence[int]) -> dict[int, int]:
+        if not partitions:
+            return {}
+        fields = [committed_field(topic, p) for p in partitions]
+        found = self._call(lambda: self.client.hmget(metrics_key(self.prefix), fields))
+        return {p: int(float(v)) for p, v in zip(partitions, found, strict=True) if v is not None}
 
     def _call(self, action: Callable[[], _T]) -> _T:
         try:

@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from detectors.base import StepOutput
+from detectors.state import StateFormatError, StateLayout
 from pipeline.contracts.columns import DecodedBatch
 from pipeline.contracts.deadletter import Rejected, deadletter_headers
 from pipeline.contracts.history import encode_points
 from pipeline.kafka.base import RecordBatch
 from pipeline.state.base import BatchView
 from pipeline.state.peaks import batch_peaks, merge_peaks
+from pipeline.worker.resets import decode_states
+
+log = logging.getLogger(__name__)
 
 DEADLETTER_MAX_BYTES = 1_000_000
 """A dead letter (key + value + headers) stays under the smallest default record limit on
@@ -64,6 +69,28 @@ def deadletter_record(bad: Rejected) -> tuple[bytes | None, bytes, list[tuple[st
     return key, value, headers
 
 
+def decode_loaded(
+    layout: StateLayout, stream_ids: list[str], blobs: list[bytes | None]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(states, known, how many were unreadable) of loaded blobs (reset markers become
+    fresh states, `pipeline.worker.resets`): a state that cannot be decoded starts its
+    stream afresh, alone (decoded one by one), rather than failing the batch."""
+    try:
+        states, known = decode_states(layout, blobs)
+        return states, known, 0
+    except StateFormatError:
+        good: list[bytes | None] = []
+        for sid, blob in zip(stream_ids, blobs, strict=True):
+            try:
+                decode_states(layout, [blob])
+                good.append(blob)
+            except StateFormatError as exc:
+                log.error("unreadable state for stream %r (%s); starting it afresh", sid, exc)
+                good.append(None)
+        states, known = decode_states(layout, good)
+        return states, known, good.count(None) - blobs.count(None)
+
+
 def next_offsets(batch: RecordBatch) -> dict[tuple[str, int], int]:
     """Per partition, the offset after the batch's last record: what gets committed."""
     offsets: dict[tuple[str, int], int] = {}
@@ -72,6 +99,45 @@ def next_offsets(batch: RecordBatch) -> dict[tuple[str, int], int]:
         if offset >= offsets.get(key, 0):
             offsets[key] = offset + 1
     return offsets
+
+
+ROUTED_FROM = "vigil.routed-from"
+"""Header of a key-less event re-published with its stream id as key: `partition:offset`."""
+
+
+def split_unkeyed(decoded: DecodedBatch, batch: RecordBatch) -> tuple[DecodedBatch, list[int]]:
+    """Take the events whose record has no key out of the batch: (the rest, their indices).
+
+    A worker holds a stream's state between checkpoints because only one partition, so
+    one worker, ever applies that stream's events. A record without a key lands on any
+    partition, so the worker does not apply it there: it re-publishes it keyed by its
+    stream id (`routed`), and the partition that owns the stream applies it.
+    """
+    keys, rows = batch.keys, decoded.rows
+    if all(keys[r] for r in rows):  # the common case: every record is keyed
+        return decoded, []
+    away = [j for j, r in enumerate(rows) if not keys[r]]
+    gone = set(away)
+    stay = [j for j in range(len(rows)) if j not in gone]
+    kept = DecodedBatch(
+        rows=[rows[j] for j in stay],
+        streams=[decoded.streams[j] for j in stay],
+        ts_ms=[decoded.ts_ms[j] for j in stay],
+        features=[decoded.features[j] for j in stay],
+        values=[decoded.values[j] for j in stay],
+        metas=[decoded.metas[j] for j in stay],
+        rejected=decoded.rejected,
+    )
+    return kept, away
+
+
+def routed_record(
+    decoded: DecodedBatch, j: int, batch: RecordBatch
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of the keyed copy of key-less event `j`."""
+    record = batch.record(decoded.rows[j])
+    where = f"{record.partition}:{record.offset}".encode()
+    return decoded.streams[j].encode(), record.value or b"", [*record.headers, (ROUTED_FROM, where)]
 
 
 @functools.lru_cache(maxsize=4096)
@@ -84,6 +150,7 @@ class BatchColumns:
     """A batch's events as arrays, built in one pass, so each round is pure indexing."""
 
     stream_ids: list[str]
+    stream_part: np.ndarray  # each stream's partition (its last event's in the batch)
     stream_features: list[tuple[str, ...]]  # each stream's feature names (its first event's)
     sidx: np.ndarray  # stream index per event
     round_of: np.ndarray  # k for the k-th event of its stream in the batch
@@ -108,6 +175,9 @@ class BatchColumns:
         round_of[order] = np.arange(n) - starts[sidx[order]]
         tags = {f: feature_tag(f) for f in set(decoded.features)}
         rows = np.array(decoded.rows, dtype=np.int64)
+        part = np.array(batch.partitions, dtype=np.int64)[rows]
+        stream_part = np.zeros(len(index), dtype=np.int64)
+        stream_part[sidx] = part
         values = decoded.values
         x = np.zeros((n, max_features), dtype=np.float32)
         mask = np.zeros((n, max_features), dtype=bool)
@@ -120,16 +190,22 @@ class BatchColumns:
                 mask[j, : len(v)] = True
         return cls(
             stream_ids=list(index),
+            stream_part=stream_part,
             stream_features=[decoded.features[j] for j in order[starts].tolist()],
             sidx=sidx,
             round_of=round_of,
-            part=np.array(batch.partitions, dtype=np.int64)[rows],
+            part=part,
             offs=np.array(batch.offsets, dtype=np.int64)[rows],
             ts=np.array(decoded.ts_ms, dtype=np.int64),
             ftag=np.array([tags[f] for f in decoded.features], dtype=np.uint32),
             x=x,
             mask=mask,
         )
+
+    def stream_partitions(self, streams: list[str]) -> np.ndarray:
+        """The partition of each of `streams` (all of them in this batch)."""
+        index = dict(zip(self.stream_ids, range(len(self.stream_ids)), strict=True))
+        return self.stream_part[[index[s] for s in streams]]
 
     def rounds(self) -> list[np.ndarray]:
         """Event indices of round 0, 1, ...: each round has at most one event per stream,

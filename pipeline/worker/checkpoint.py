@@ -1,18 +1,25 @@
-"""What a worker has applied since it last saved to Redis and committed to Kafka.
+"""The states a worker holds, and what it has applied since it last saved and committed.
 
 Saving every stream's state after every polled batch makes a small batch expensive: the
 state load and save cost the same per stream whether the stream had one event in the
 batch or fifty, so under moderate load (many small batches) that cost is paid per event.
-Instead the worker keeps the states it has touched in memory for a short interval
-(`commit_interval_ms`) and saves them together, then commits the offsets of every batch
-of the interval — a checkpoint, as in Kafka Streams, Flink or Quix Streams. Alerts are
-still published and acknowledged batch by batch, so alert latency does not wait for it.
+Instead the worker applies batches to states held in memory and, every
+`commit_interval_ms`, saves the states that changed and then commits the offsets of
+every batch of the interval — a checkpoint, as in Kafka Streams, Flink or Quix Streams.
+Alerts are still published and acknowledged batch by batch, so alert latency does not
+wait for it.
+
+States stay held after a checkpoint (clean) for as long as the worker owns their
+partition: a stream is read from Redis once, when first touched, and a checkpoint writes
+only what changed. That is safe because a stream's events all arrive on one partition
+(keyed by stream id; key-less records are routed, `pipeline.worker.loop`) and only the
+partition's owner writes its states. A state leaves memory when its partition is revoked
+(after the save) and when more than `max_cached_streams` are held: the least recently
+used clean ones are dropped after a checkpoint (they were just flushed).
 
 Nothing changes about the guarantees: offsets are committed only after the states that
 include their events are saved (fenced by offset), so a crash replays the interval from
 Redis's last saved states, and replayed events at or below a saved offset are skipped.
-The cache is dropped at every checkpoint and whenever the group takes partitions away,
-so a state is never carried across a rebalance.
 
 Pure bookkeeping, no I/O: the worker loads, saves and commits.
 """
@@ -35,14 +42,17 @@ Metric = tuple[str, float | str]
 
 @dataclass
 class Checkpoint:
-    """States touched since the last save (one row per stream) and what goes with them."""
+    """Held states (one row per stream) and what the open interval has done to them."""
 
     layout: StateLayout
     history_length: int
     rows: dict[str, int] = field(default_factory=dict)
     states: np.ndarray = field(init=False)
-    dirty: np.ndarray = field(init=False)  # [rows] the state changed since it was loaded
+    dirty: np.ndarray = field(init=False)  # [rows] the state changed since the last save
     scores: np.ndarray = field(init=False)  # [rows] latest score, for the API's ranking
+    partition: np.ndarray = field(init=False)  # [rows] the stream's partition
+    used: np.ndarray = field(init=False)  # [rows] the batch (tick) that last touched it
+    tick: int = 0
     history: dict[int, bytes] = field(default_factory=dict)  # row -> header + new points
     alerts: list[Alert] = field(default_factory=list)
     alert_json: list[bytes] = field(default_factory=list)
@@ -53,13 +63,21 @@ class Checkpoint:
     opened: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
-        self.clear()
+        self.drop_all()
 
-    def clear(self) -> None:
+    def drop_all(self) -> None:
+        """Forget every held state and the open interval."""
         self.rows = {}
         self.states = self.layout.fresh(0)
         self.dirty = np.zeros(0, dtype=bool)
         self.scores = np.zeros(0, dtype=np.float64)
+        self.partition = np.zeros(0, dtype=np.int64)
+        self.used = np.zeros(0, dtype=np.int64)
+        self.close_interval()
+
+    def close_interval(self) -> None:
+        """The interval was saved and committed: its states are clean, and stay held."""
+        self.dirty[:] = False
         self.history = {}
         self.alerts, self.alert_json = [], []
         self.increments, self.values = {}, {}
@@ -75,21 +93,62 @@ class Checkpoint:
         rows = self.rows
         return [s for s in streams if s not in rows]
 
-    def insert(self, streams: list[str], states: np.ndarray) -> None:
-        """Hold freshly loaded states (new rows, not dirty until a batch changes them)."""
+    def insert(self, streams: list[str], states: np.ndarray, partitions: np.ndarray) -> None:
+        """Hold freshly loaded states (new rows, clean) of streams on `partitions`."""
         start, end = len(self.rows), len(self.rows) + len(streams)
         if end > len(self.states):  # grow by doubling: appends stay cheap on average
             size = max(end, 2 * len(self.states), 1024)
             self.states = _grown(self.states, self.layout.fresh(size))
             self.dirty = _grown(self.dirty, np.zeros(size, dtype=bool))
             self.scores = _grown(self.scores, np.zeros(size))
-        for i, stream in enumerate(streams):
-            self.rows[stream] = start + i
+            self.partition = _grown(self.partition, np.zeros(size, dtype=np.int64))
+            self.used = _grown(self.used, np.zeros(size, dtype=np.int64))
+        self.rows.update(zip(streams, range(start, end), strict=True))
         self.states[start:end] = states
+        self.dirty[start:end] = False
+        self.partition[start:end] = partitions
+        self.used[start:end] = self.tick
 
     def rows_of(self, streams: list[str]) -> np.ndarray:
         rows = self.rows
         return np.array([rows[s] for s in streams], dtype=np.int64)
+
+    def drop(self, streams: list[str]) -> None:
+        """Stop holding these streams (their next event reloads them from the store)."""
+        keep = np.ones(len(self.rows), dtype=bool)
+        keep[self.rows_of([s for s in streams if s in self.rows])] = False
+        self._keep(keep)
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Stop holding the streams of revoked partitions (after their last save)."""
+        n = len(self.rows)
+        self._keep(~np.isin(self.partition[:n], list(partitions)))
+
+    def evict(self, keep: int) -> int:
+        """Hold at most `keep` states: drop the least recently used clean ones. Returns
+        how many were dropped (dirty states are never dropped: they are not saved yet)."""
+        n = len(self.rows)
+        if n <= keep:
+            return 0
+        order = np.argsort(self.used[:n], kind="stable")
+        clean = order[~self.dirty[order]]
+        kept = np.ones(n, dtype=bool)
+        kept[clean[: n - keep]] = False
+        self._keep(kept)
+        return n - len(self.rows)
+
+    def _keep(self, kept: np.ndarray) -> None:
+        if kept.all():
+            return
+        assert not self.history, "rows move: only between intervals"
+        index = np.flatnonzero(kept)
+        streams = list(self.rows)
+        self.rows = {streams[i]: row for row, i in enumerate(index.tolist())}
+        self.states = self.states[index]
+        self.dirty = self.dirty[index]
+        self.scores = self.scores[index]
+        self.partition = self.partition[index]
+        self.used = self.used[index]
 
     def add_batch(
         self,
@@ -104,6 +163,8 @@ class Checkpoint:
         `changed` [n] those it applied events to; `view` holds, per changed stream, its
         new history points and latest score; `offsets` are the batch's next offsets."""
         self.states[rows] = states
+        self.tick += 1
+        self.used[rows] = self.tick
         touched = rows[changed]
         self.dirty[touched] = True
         self.scores[touched] = view.scores
@@ -122,6 +183,10 @@ class Checkpoint:
         for partition, offset in offsets.items():
             self.offsets[partition] = max(offset, self.offsets.get(partition, 0))
         self.batches += 1
+
+    def changed_partitions(self) -> np.ndarray:
+        """The partition of each item `save_args` returns, in the same order."""
+        return self.partition[np.flatnonzero(self.dirty[: len(self.rows)])]
 
     def save_args(
         self, extra_metrics: Sequence[Metric]

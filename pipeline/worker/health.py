@@ -8,7 +8,9 @@ read: `turned_at` and `store_down`).
 
 - /healthz (liveness): 503 once the loop has not turned for `STALL_SECONDS`: a poll or a
   batch that hangs. Retrying while Redis is down counts as turning: a restart would not
-  bring Redis back.
+  bring Redis back. Also 503 once the worker has been in a rebalance (partitions revoked,
+  or never assigned since start) for `worker_stall_seconds`: a group that cannot settle
+  makes no progress, and a restarted member often lets it.
 - /readyz (readiness): 200 once the loop has polled, unless Redis is failing or the
   worker is stopping. It does not wait for partitions: a worker beyond the partition
   count is idle by design and must not hold up a rollout.
@@ -55,6 +57,10 @@ _COUNTERS = (
     ("model_swaps", "vigil_worker_model_swaps", "Switches to a newly promoted model version."),
     ("streams_reset", "vigil_worker_streams_reset",
      "Streams held in memory replaced after an operator reset them."),
+    ("routed", "vigil_worker_routed", "Key-less events re-published keyed by stream id."),
+    ("state_losses", "vigil_worker_state_losses", "Times Redis had forgotten states."),
+    ("streams_restored", "vigil_worker_streams_restored",
+     "States Redis had forgotten, restored from the changelog."),
 )  # fmt: skip
 
 
@@ -115,6 +121,9 @@ def health(worker: Worker, now: float | None = None) -> tuple[int, dict[str, Any
     idle = now - worker.turned_at
     if idle > STALL_SECONDS:
         return 503, {"status": "stalled", "seconds_since_loop_turned": round(idle, 1)}
+    limit, since = worker.settings.worker_stall_seconds, worker.rebalancing_since
+    if limit and since is not None and now - since > limit:
+        return 503, {"status": "no_progress", "seconds_rebalancing": round(now - since, 1)}
     return 200, {"status": "ok"}
 
 
@@ -124,8 +133,9 @@ def readiness(worker: Worker) -> tuple[int, dict[str, Any]]:
         "loop": "stopping" if worker.stopping else
                 "running" if worker.turned_at is not None else "starting",
         "redis": "failing" if worker.store_down else "ok",
+        "state": "restoring" if worker.restoring else "ok",
     }  # fmt: skip
-    ready = checks["loop"] == "running" and checks["redis"] == "ok"
+    ready = checks["loop"] == "running" and checks["redis"] == "ok" and checks["state"] == "ok"
     return 200 if ready else 503, {"ready": ready, "checks": checks}
 
 

@@ -1,51 +1,44 @@
 """The worker loop: Kafka batch -> validated events -> batched detector step -> alerts.
 
-Each polled batch is processed and committed in this order (the numbers match the
-comments in `Worker.process`); the order is what makes "nothing lost, nothing applied
-twice" hold whatever moment a worker is killed at:
+Each polled batch goes through these steps (numbered as in `Worker.process`); the order
+makes "nothing lost, nothing applied twice" hold whenever a worker is killed:
 
 0. switch to a newly promoted model version, if any (a whole batch is one model's);
 1. decode and validate every record; bad ones become dead letters with a reason;
-2. load the states of the batch's streams from Redis (one MGET);
+   key-less ones are re-published keyed by stream id (`batch.split_unkeyed`);
+2. load the states of the batch's streams not held yet (one round trip, which also
+   tells whether Redis forgot states: `pipeline.worker.restore`);
 3. step the detector, one batched call per "round" (round k holds the k-th event of every
    stream in the batch, so a stream's events are applied in offset order); events at or
    below the offset recorded in the state are replays and are skipped; out-of-order,
    duplicate-timestamp and feature-mismatch events become dead letters;
 4. publish alerts and dead letters and wait for the broker's acknowledgement;
-5. save the changed states in one Lua call that refuses any write older than what Redis
-   holds (a worker that lost its partition cannot overwrite newer state);
+5. write the changed states to the changelog topic, then save them in one Lua call that
+   refuses a write older than what Redis holds (from a worker that lost the partition);
 6. commit the batch's offsets.
 
-Steps 5 and 6 run once per checkpoint (`pipeline.worker.checkpoint`), not per batch: the states a
-batch changes stay in memory and further batches of the same interval apply to them;
-every `commit_interval_ms`, when the worker goes idle or stops, and before the group
-takes partitions away, all of them are saved and then all the interval's offsets
-committed. Steps 0-4 stay per batch, so alerts are not delayed by it.
-
-A crash before 5 replays the interval: alerts are re-sent with the same deterministic
-ids. A crash between 5 and 6 replays it too, but the states already record those
-offsets, so the events are skipped. Redis being unreachable pauses the loop (with
-backoff) before 6, so nothing is committed that was not applied.
+Steps 5 and 6 run once per checkpoint (`pipeline.worker.checkpoint`): every
+`commit_interval_ms`, when the worker goes idle or stops, and before the group takes
+partitions away. States stay held between checkpoints. Steps 0-4 stay per batch, so
+alerts are not delayed by it. A crash before 5 replays the interval (alerts are re-sent
+with the same deterministic ids); between 5 and 6 too, but the states already record
+those offsets. Redis being unreachable pauses the loop before 6.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import signal
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import FrameType
 from typing import TypeVar
 
 import numpy as np
-import torch
 
 from detectors.detector import RecurrentDetector
 from detectors.policy import NONE
-from detectors.state import StateFormatError
 from pipeline.contracts.alerts import Alert
 from pipeline.contracts.columns import DecodedBatch
 from pipeline.contracts.deadletter import (
@@ -60,16 +53,25 @@ from pipeline.contracts.mapping import batch_decoder
 from pipeline.kafka.base import EventSource, RecordBatch, RecordSink
 from pipeline.settings import Settings
 from pipeline.sinks.sender import SinkSender
-from pipeline.state.base import StateStore, StoreUnavailable
+from pipeline.state.base import BatchView, StateLost, StateStore, StoreUnavailable
 from pipeline.state.peaks import merge_peaks
 from pipeline.worker.alerting import alerts_of_event
-from pipeline.worker.batch import BatchColumns, ViewBuilder, deadletter_record, next_offsets
+from pipeline.worker.batch import (
+    BatchColumns,
+    ViewBuilder,
+    deadletter_record,
+    decode_loaded,
+    next_offsets,
+    routed_record,
+    split_unkeyed,
+)
 from pipeline.worker.budget import BatchBudget
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.model_watch import ModelWatcher
 from pipeline.worker.progress import ProgressLog
-from pipeline.worker.resets import ResetWatcher, decode_states, take_resets
-from pipeline.worker.stats import BATCH_BUCKETS, WorkerStats
+from pipeline.worker.resets import ResetWatcher, take_resets
+from pipeline.worker.restore import StateGuard
+from pipeline.worker.stats import WorkerStats, batch_metrics
 
 log = logging.getLogger(__name__)
 
@@ -111,17 +113,21 @@ class Worker:
         self._stop = threading.Event()
         self.ready = threading.Event()  # set once the group has assigned us partitions
         # For the health port (`pipeline.worker.health`): when the loop last turned (a
-        # poll, or a retry while Redis is down), and whether Redis is failing now.
+        # poll, or a retry while Redis is down), whether Redis is failing now, and
+        # whether states Redis forgot are being restored.
         self.turned_at: float | None = None
-        self.store_down = False
+        self.store_down = self.restoring = False
+        self.rebalancing_since: float | None = time.monotonic()  # until the first assignment
         self._peaks: dict[tuple[int, str], float] = {}  # until the checkpoint saves them
         self.checkpoint = Checkpoint(detector.layout, settings.history_length)
         self.budget = BatchBudget(settings.batch_budget_ms, settings.max_poll_records)
         self._horizon_ms = 0  # the latest event time accepted, set per batch
         self._decode = batch_decoder(settings)  # the contract's fast path unless mapped
         self.progress = ProgressLog(settings.progress_log_seconds)
+        self.guard = StateGuard(settings, store, source, sink)
         # Save and commit before partitions move to another worker (called inside poll).
         source.on_revoke(self._revoked)
+        source.on_assign(self._assigned)
 
     # --- the loop -------------------------------------------------------------------
     def stop(self) -> None:
@@ -152,6 +158,7 @@ class Worker:
                         self.save_checkpoint()
                 else:
                     self.save_checkpoint()  # idle: nothing waits in memory
+                    self._probe()
                     if idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
                         break
                 if max_records is not None and self.stats.records >= max_records:
@@ -175,30 +182,39 @@ class Worker:
         age_ms = (time.monotonic() - cp.opened) * 1000.0
         return age_ms >= s.commit_interval_ms or len(cp) >= s.max_cached_streams
 
+    def _assigned(self, partitions: set[tuple[str, int]]) -> None:
+        self.rebalancing_since = None
+
     def _revoked(self, partitions: set[tuple[str, int]]) -> None:
+        self.rebalancing_since = self.rebalancing_since or time.monotonic()
         if self.checkpoint.batches:
             log.info("partitions %s revoked: saving and committing first", sorted(partitions))
             self.save_checkpoint()
-        else:
-            self.checkpoint.clear()
+        # Another member may own them next and write their states: stop holding them.
+        mine = {p for t, p in partitions if t == self.settings.events_topic}
+        self.checkpoint.drop_partitions(mine)
+        self.guard.revoked(mine)
 
     def save_checkpoint(self) -> None:
         """5. save every state changed since the last checkpoint, with the API's view and
-        the counters (one round trip); 6. commit the interval's offsets; drop the cache."""
+        the counters (one round trip); 6. commit the interval's offsets. States stay held."""
         cp = self.checkpoint
         if not cp.batches:
-            cp.clear()  # states loaded for batches that applied nothing
             return
         # a stream reset since the last batch must not be saved back
         self.stats.streams_reset += self._with_backoff(self._take_resets)
         lag = [(f"=lag:{t}:{p}", n) for (t, p), n in self.source.lag(cp.offsets).items()]
         self.stats.lag = sum(n for _, n in lag) if lag else None
-        items, view = cp.save_args(lag)
-        written = self._with_backoff(lambda: self.store.save(items, view))
+        items, view = cp.save_args(lag + self.guard.marks(cp.offsets))
+        if self.guard.changelog:  # the changelog has every state before Redis does
+            self.guard.write(items, cp.changed_partitions())
+            self.sink.flush()
+        written = self._with_backoff(lambda: self._save(items, view))
         ttl = int(self.settings.peak_retention_hours * 3600)
         self._with_backoff(lambda: self.store.save_peaks(self._peaks, ttl))
         self._peaks = {}
-        self.stats.writes_refused += written.count(False)
+        refused = [stream for (stream, _), ok in zip(items, written, strict=True) if not ok]
+        self.stats.writes_refused += len(refused)
         try:
             self.source.commit(cp.offsets)
         except Exception as exc:  # the group moved on: the new owner replays; fencing holds
@@ -207,7 +223,10 @@ class Worker:
         self.stats.alerts += len(cp.alerts)
         self.stats.last_batch_done = time.monotonic()
         alerts = cp.alerts
-        cp.clear()
+        cp.close_interval()
+        # A refused write means another worker holds a newer state: ours is stale.
+        cp.drop(refused)
+        cp.evict(self.settings.max_cached_streams * 3 // 4)  # a quarter free: few compactions
         if self.on_alert is not None:
             for alert in alerts:
                 self.on_alert(alert)
@@ -215,13 +234,31 @@ class Worker:
     def _take_resets(self) -> int:
         return take_resets(self.resets, self.checkpoint, self.detector.layout)
 
+    def _save(self, items: list[tuple[str, bytes]], view: BatchView) -> list[bool]:
+        try:
+            return self.store.save(items, view)
+        except StateLost as lost:  # the save did happen; what Redis forgot did not
+            self._restore(self.guard.owned(), str(lost))
+            return lost.written or []
+
+    def _probe(self) -> None:
+        """Idle: still notice within a second that Redis forgot states."""
+        if self.ready.is_set() and self.guard.probe_due():
+            with contextlib.suppress(StoreUnavailable):  # the next batch waits for it
+                self._load([])
+
+    def _restore(self, partitions: set[int], why: str) -> None:
+        """Not ready until every state Redis forgot is back (`pipeline.worker.restore`)."""
+        self.restoring = True
+        restored = self._with_backoff(lambda: self.guard.restore(partitions, why))
+        self.stats.state_losses += 1
+        self.stats.streams_restored += restored
+        self.restoring = False
+
     def process_with_retry(self, records: RecordBatch) -> None:
         """Process a batch; while Redis is unreachable, wait and retry without committing.
-
         Loading fails before anything is published or held, so the whole batch is
-        retried; a failed checkpoint save is retried on its own (`save_checkpoint`), so
-        alerts and dead letters already acknowledged by the broker are not sent again.
-        """
+        retried (a failed checkpoint save is retried on its own, `save_checkpoint`)."""
         self._with_backoff(lambda: self.process(records))
 
     def _with_backoff(self, action: Callable[[], _T]) -> _T:
@@ -252,20 +289,26 @@ class Worker:
         self.stats.streams_reset += self._take_resets()  # reset streams start afresh
         if self.stats.first_batch_at is None:
             self.stats.first_batch_at = time.monotonic()
-        applied_before = (self.stats.applied, self.stats.replays_skipped)
+        applied_before = (self.stats.applied, self.stats.replays_skipped, self.stats.routed)
         self.stats.batches += 1
-        decoded = self._decode(records, self.detector.max_features)  # 1. decode and validate
-        rejected = decoded.rejected
+        every = self._decode(records, self.detector.max_features)  # 1. decode and validate
+        rejected = every.rejected
+        # key-less events go back to the topic keyed by stream id, to the owning partition
+        decoded, unkeyed = split_unkeyed(every, records)
+        routed = [routed_record(every, j, records) for j in unkeyed]
 
         # 2. load the states of the batch's streams that this checkpoint does not hold yet
         #    (one round trip)
         cols = BatchColumns.of(decoded, records, self.detector.max_features)
         cp = self.checkpoint
+        behind = self.guard.behind(set(np.unique(cols.part).tolist()))
+        if behind:
+            self._restore(behind, "saved offsets behind the group's committed ones")
         missing = cp.missing(cols.stream_ids)
         if missing:
             loaded, known = self._load(missing)
             self.stats.streams_created += int((~known).sum())
-            cp.insert(missing, loaded)
+            cp.insert(missing, loaded, cols.stream_partitions(missing))
         rows = cp.rows_of(cols.stream_ids)
         states = cp.states[rows]
 
@@ -288,7 +331,10 @@ class Worker:
         for bad in rejected:
             self.sink.send(s.deadletter_topic, *deadletter_record(bad))
             self.stats.deadletters[bad.reason] += 1
-        if alerts or rejected:
+        for key, value, headers in routed:
+            self.sink.send(s.events_topic, key, value, headers)
+        self.stats.routed += len(routed)
+        if alerts or rejected or routed:
             self.sink.flush()
         for sender in self.senders:  # after the broker has them; never blocks
             sender.submit(alerts)
@@ -298,55 +344,24 @@ class Worker:
         # 5./6. come with the checkpoint (`save_checkpoint`); until then the batch's states,
         #    view and offsets are held in memory
         changed = np.flatnonzero(dirty).tolist()
-        metrics = self._batch_metrics(records, rejected, alerts, applied_before, started)
+        metrics = batch_metrics(self.stats, applied_before, len(records), rejected, alerts,
+                                started, self.detector.version)  # fmt: skip
         batch_view = view.batch(changed, alert_json, metrics)
         cp.add_batch(rows, states, dirty, batch_view, alerts, next_offsets(records))
         merge_peaks(self._peaks, view.peaks)
         self.stats.records += len(records)
         return BatchOutcome(alerts, rejected, cp.offsets)
 
-    def _batch_metrics(
-        self,
-        records: RecordBatch,
-        rejected: list[Rejected],
-        alerts: list[Alert],
-        before: tuple[int, int],
-        started: float,
-    ) -> list[tuple[str, float | str]]:
-        """Counter increments for the shared metrics hash (read by the API's /metrics)."""
-        seconds = time.perf_counter() - started
-        self.stats.record_batch(seconds)
-        metrics: list[tuple[str, float | str]] = [
-            ("records", len(records)),
-            ("applied", self.stats.applied - before[0]),
-            ("replays_skipped", self.stats.replays_skipped - before[1]),
-            ("alerts", len(alerts)),
-            ("batches", 1),
-            ("batch_seconds_sum", seconds),
-            ("=model_version", self.detector.version),
-        ]
-        metrics += [(f"batch_le_{b}", 1) for b in BATCH_BUCKETS if seconds <= b]
-        reasons = Counter(bad.reason for bad in rejected)
-        metrics += [(f"deadletter:{reason}", n) for reason, n in reasons.items()]
-        return metrics
-
     def _load(self, stream_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         layout = self.detector.layout
-        blobs = self.store.load(stream_ids) if stream_ids else []
         try:
-            return decode_states(layout, blobs)
-        except StateFormatError:
-            # Decode one by one so a single bad record resets only its own stream.
-            good: list[bytes | None] = []
-            for sid, blob in zip(stream_ids, blobs, strict=True):
-                try:
-                    decode_states(layout, [blob])
-                    good.append(blob)
-                except StateFormatError as exc:
-                    log.error("unreadable state for stream %r (%s); starting it afresh", sid, exc)
-                    self.stats.states_reset += 1
-                    good.append(None)
-            return decode_states(layout, good)
+            blobs = self.store.load(stream_ids)
+        except StateLost as lost:  # before anything is applied to what Redis forgot
+            self._restore(self.guard.owned(), str(lost))
+            blobs = self.store.load(stream_ids)
+        states, known, unreadable = decode_loaded(layout, stream_ids, blobs)
+        self.stats.states_reset += unreadable
+        return states, known
 
     def _apply_round(
         self,
@@ -403,18 +418,3 @@ class Worker:
             event = decoded.event(j, batch.partitions[r], batch.offsets[r], batch.topics[r])
             alerts += alerts_of_event(event, out, row, before[row], self.detector.version, detector)
         return sidx[good]
-
-
-def install_signal_handlers(worker: Worker) -> None:
-    """SIGTERM/SIGINT: finish the batch, commit, leave the group."""
-
-    def _handler(signum: int, frame: FrameType | None) -> None:
-        worker.stop()
-
-    signal.signal(signal.SIGTERM, _handler)
-    signal.signal(signal.SIGINT, _handler)
-
-
-def configure_torch(settings: Settings) -> None:
-    """One intra-op thread per worker process: scale with processes, not threads."""
-    torch.set_num_threads(settings.torch_threads)

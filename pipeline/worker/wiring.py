@@ -2,38 +2,57 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable
+from types import FrameType
+
+import torch
 
 from pipeline.contracts.alerts import Alert
 from pipeline.kafka.backends import make_sink
 from pipeline.kafka.backends import make_source as _backend_source
 from pipeline.kafka.base import EventSource, RecordSink
-from pipeline.kafka.topics import ensure_topics
+from pipeline.kafka.topics import TopicError, ensure_topics
 from pipeline.models.registry import ModelRegistry
 from pipeline.models.serving import build_detector
 from pipeline.settings import Settings
 from pipeline.sinks.http_sinks import AlertmanagerSink, WebhookSink
 from pipeline.sinks.sender import Sink, SinkSender
 from pipeline.state.labels import SilenceCache
-from pipeline.state.redis import connect_redis, open_store
-from pipeline.worker.loop import Worker, configure_torch
+from pipeline.state.redis import connect_redis, open_store, refuse_evicting
+from pipeline.worker.loop import Worker
 from pipeline.worker.model_watch import ModelWatcher
 from pipeline.worker.resets import ResetWatcher
 
 
 def topic_layout(settings: Settings) -> dict[str, int]:
     """The topics Vigil uses and their partition counts."""
-    return {
+    topics = {
         settings.events_topic: settings.topic_partitions,
         settings.alerts_topic: settings.topic_partitions,
         settings.deadletter_topic: 1,
     }
+    if settings.changelog_topic:  # partition p holds the states of the events' partition p
+        topics[settings.changelog_topic] = settings.topic_partitions
+    return topics
 
 
 def create_topics(settings: Settings, timeout_s: float = 15.0) -> None:
-    ensure_topics(
-        settings.kafka_bootstrap(), topic_layout(settings), settings.kafka_security(), timeout_s
+    """Create the missing topics; refuse a changelog with fewer partitions than the events
+    topic (states of events partition p are written to changelog partition p)."""
+    changelog, events = settings.changelog_topic, settings.events_topic
+    counts = ensure_topics(
+        settings.kafka_bootstrap(),
+        topic_layout(settings),
+        settings.kafka_security(),
+        timeout_s,
+        configs={changelog: {"cleanup.policy": "compact"}} if changelog else None,
     )
+    if changelog and counts.get(changelog, 0) < counts.get(events, 0):
+        raise TopicError(
+            f"changelog topic {changelog} has {counts[changelog]} partitions and the events "
+            f"topic {events} {counts[events]}: give the changelog as many"
+        )
 
 
 def make_source(settings: Settings, client_id: str = "vigil-worker") -> EventSource:
@@ -88,6 +107,7 @@ def build_worker(
     double's in tests) with the configured Redis store and live model."""
     configure_torch(settings)
     store = open_store(settings)
+    refuse_evicting(store.client)
     registry = ModelRegistry(settings, store)
     loaded = registry.live_model()  # the live version, or the shipped generic model
     detector = build_detector(settings, loaded)
@@ -96,3 +116,18 @@ def build_worker(
         settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher,
         senders=open_senders(settings), resets=ResetWatcher(store.client, settings.redis_prefix),
     )  # fmt: skip
+
+
+def install_signal_handlers(worker: Worker) -> None:
+    """SIGTERM/SIGINT: finish the batch, commit, leave the group."""
+
+    def _handler(signum: int, frame: FrameType | None) -> None:
+        worker.stop()
+
+    signal.signal(signal.SIGTERM, _handler)
+    signal.signal(signal.SIGINT, _handler)
+
+
+def configure_torch(settings: Settings) -> None:
+    """One intra-op thread per worker process: scale with processes, not threads."""
+    torch.set_num_threads(settings.torch_threads)

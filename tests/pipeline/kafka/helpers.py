@@ -29,6 +29,7 @@ def test_settings(stack: StackInfo, topic_names: Any, **overrides: Any) -> Setti
         "events_topic": topic_names("events"),
         "alerts_topic": topic_names("alerts"),
         "deadletter_topic": topic_names("deadletter"),
+        "changelog_topic": topic_names("changelog"),
         "group_id": f"g-{run}",
         "redis_prefix": f"t-{run}",
         "topic_partitions": 4,
@@ -113,9 +114,11 @@ def sensor_events(
 def memory_worker(settings: Settings, broker: MemoryBroker) -> Worker:
     """A worker on the in-memory Kafka double, with the real Redis and model of `settings`.
 
-    For tests of worker logic that is not about Kafka; the events topic is created with
-    `settings.topic_partitions` partitions if it does not exist yet.
+    For tests of worker logic that is not about Kafka; the events and changelog topics are created
+    with `settings.topic_partitions` partitions if they do not exist yet.
     """
     broker.create_topic(settings.events_topic, settings.topic_partitions)
+    if settings.changelog_topic:
+        broker.create_topic(settings.changelog_topic, settings.topic_partitions)
     source = broker.source([settings.events_topic], settings.group_id)
     return build_worker(settings, source, broker.sink())

@@ -27,6 +27,8 @@ def test_bench_reports_every_measure(stack: StackInfo, capsys: pytest.CaptureFix
         "consume + decode, events/s",
         "consume + decode / raw consume",
         "worker end to end, events/s",
+        "no changelog, events/s",
+        "changelog cost",
         "worker / raw consume",
         "latency p99.9 at 90% load, ms",
         "Redis bytes per stream: state",

@@ -28,7 +28,7 @@ def _points(ts: int) -> bytes:
 def test_only_changed_streams_are_saved_with_their_latest_state() -> None:
     cp = Checkpoint(LAYOUT, history_length=3)
     assert cp.missing(["a", "b"]) == ["a", "b"]
-    cp.insert(["a", "b"], _states(2, -1))
+    cp.insert(["a", "b"], _states(2, -1), np.zeros(2, np.int64))
     assert cp.missing(["a", "b", "c"]) == ["c"]
     rows = cp.rows_of(["a", "b"])
     changed = np.array([True, False])
@@ -47,13 +47,55 @@ def test_only_changed_streams_are_saved_with_their_latest_state() -> None:
     assert cp.offsets == {("t", 0): 10}
 
 
-def test_growing_keeps_earlier_rows_and_clear_forgets_everything() -> None:
+def test_growing_keeps_earlier_rows_and_drop_all_forgets_everything() -> None:
     cp = Checkpoint(LAYOUT, history_length=0)
     for start in range(0, 3000, 500):
         streams = [f"s{i}" for i in range(start, start + 500)]
-        cp.insert(streams, _states(500, start))
+        cp.insert(streams, _states(500, start), np.zeros(500, np.int64))
     assert len(cp) == 3000
     assert int(cp.states[cp.rows["s2999"]]["offset"]) == 2500
     assert int(cp.states[cp.rows["s10"]]["offset"]) == 0
-    cp.clear()
+    cp.drop_all()
     assert len(cp) == 0 and cp.batches == 0 and cp.missing(["s1"]) == ["s1"]
+
+
+def _held(cp: Checkpoint, streams: list[str], partition: int, offset: int) -> None:
+    """Load `streams` (on `partition`) and apply one batch to them."""
+    cp.insert(streams, _states(len(streams), -1), np.full(len(streams), partition))
+    rows = cp.rows_of(streams)
+    view = BatchView(history=[b""] * len(streams), scores=[0.5] * len(streams))
+    cp.add_batch(rows, _states(len(streams), offset), np.ones(len(streams), bool), view, [],
+                 {("t", partition): offset + 1})  # fmt: skip
+
+
+def test_states_stay_held_after_a_save_and_only_changes_are_saved_again() -> None:
+    cp = Checkpoint(LAYOUT, history_length=0)
+    _held(cp, ["a", "b"], partition=0, offset=3)
+    items, _ = cp.save_args([])
+    assert [s for s, _ in items] == ["a", "b"]
+    assert cp.changed_partitions().tolist() == [0, 0]
+    cp.close_interval()
+    assert cp.missing(["a", "b"]) == []  # held: no reload
+    assert cp.save_args([])[0] == []  # nothing changed since the save
+    rows = cp.rows_of(["b"])
+    view = BatchView(history=[b""], scores=[0.1])
+    cp.add_batch(rows, _states(1, 7), np.ones(1, bool), view, [], {("t", 0): 8})
+    items, _ = cp.save_args([])
+    assert [s for s, _ in items] == ["b"]
+
+
+def test_revoked_partitions_and_the_least_recently_used_are_dropped_clean_only() -> None:
+    cp = Checkpoint(LAYOUT, history_length=0)
+    _held(cp, ["p0-a", "p0-b"], partition=0, offset=1)
+    _held(cp, ["p1-a"], partition=1, offset=2)
+    cp.close_interval()
+    cp.drop_partitions({0})
+    assert list(cp.rows) == ["p1-a"]
+    assert int(cp.states[cp.rows["p1-a"]]["offset"]) == 2
+    _held(cp, ["old"], partition=2, offset=3)
+    cp.close_interval()
+    _held(cp, ["new", "dirty"], partition=2, offset=4)  # touched last, and not saved
+    assert cp.evict(keep=2) == 2  # p1-a and old: least recently used, and clean
+    assert set(cp.rows) == {"new", "dirty"}
+    assert cp.dirty[cp.rows_of(["new", "dirty"])].all()
+    assert cp.evict(keep=0) == 0  # unsaved states are never dropped

@@ -66,7 +66,11 @@ def test_probes_and_metrics_follow_the_loop(stack: StackInfo, topic_names: Any) 
         assert get(port, "/readyz")[0] == 503  # the loop has not polled yet
         thread = threading.Thread(target=worker.run, kwargs={"idle_exit_s": 30})
         thread.start()
-        assert wait_for(port, "/readyz")["checks"] == {"loop": "running", "redis": "ok"}
+        assert wait_for(port, "/readyz")["checks"] == {
+            "loop": "running",
+            "redis": "ok",
+            "state": "ok",
+        }
         assert wait_for(port, "/healthz") == {"status": "ok"}
         deadline = time.monotonic() + 60
         while worker.stats.records < len(events) + 1:
@@ -108,6 +112,27 @@ def test_a_loop_that_stops_turning_fails_liveness(stack: StackInfo, topic_names:
         assert readiness(worker)[1]["checks"]["redis"] == "failing"
     finally:
         worker.stop()
+
+
+def test_a_rebalance_that_never_completes_fails_liveness(
+    stack: StackInfo, topic_names: Any
+) -> None:
+    """A member whose rebalance never completes (a group that cannot settle) makes no
+    progress although its loop turns: after worker_stall_seconds it is not live."""
+    s = test_settings(stack, topic_names, worker_stall_seconds=60)
+    worker = memory_worker(s, MemoryBroker())
+    assert worker.rebalancing_since is not None  # not assigned yet
+    worker.source.poll(0, 1)  # the join completes
+    assert worker.rebalancing_since is None and worker.source.assignment()
+    worker._revoked(set())  # what the client calls when the next rebalance starts
+    since = worker.rebalancing_since
+    assert since is not None
+    worker.turned_at = since + 61  # its loop still turns: polls that bring nothing
+    assert health(worker, now=since + 59)[0] == 200
+    code, body = health(worker, now=since + 61)
+    assert code == 503 and body["status"] == "no_progress"
+    worker._assigned(worker.source.assignment())  # the client: the rebalance completed
+    assert health(worker, now=since + 61)[0] == 200
 
 
 def test_port_zero_serves_nothing(stack: StackInfo, topic_names: Any) -> None:

@@ -12,8 +12,7 @@ from pipeline.local.stack import StackInfo, free_port
 from pipeline.state.redis import open_store
 from pipeline.worker.wiring import create_topics
 from tests.pipeline.kafka.helpers import produce, sensor_events, test_settings
-from tests.reliability.harness import LAYOUT, worker_env
-from tests.reliability.test_redis_outage import PersistentRedis
+from tests.reliability.harness import LAYOUT, OwnRedis, worker_env
 
 
 def start_worker(env: dict[str, str], log: Path, idle_exit: float = 8.0) -> subprocess.Popen[bytes]:
@@ -35,7 +34,7 @@ def wait_for_line(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: 
 def test_a_worker_started_before_redis_waits_for_it_then_runs(
     stack: StackInfo, topic_names: Any, tmp_path: Path
 ) -> None:
-    late = PersistentRedis(tmp_path)
+    late = OwnRedis(tmp_path, "--appendonly", "yes", "--appendfsync", "always", "--save", "")
     s = test_settings(stack, topic_names, redis_url=late.url)
     create_topics(s)
     produce(s.bootstrap_servers, s.events_topic, sensor_events(4, 5, spike_at=None))

@@ -166,7 +166,7 @@ def test_a_reset_replaces_a_state_held_in_memory_keeping_its_offset() -> None:
     cp = Checkpoint(LAYOUT, history_length=0)
     held = LAYOUT.fresh(2)
     held["count"], held["partition"], held["offset"] = [5, 7], [0, 1], [41, 99]
-    cp.insert(["a", "b"], held)
+    cp.insert(["a", "b"], held, np.array([0, 1]))
     cp.dirty[:2] = [True, False]
     assert apply_resets(cp, LAYOUT, ["b", "zzz", "b"]) == 1
     assert cp.states["count"][:2].tolist() == [5, 0]
