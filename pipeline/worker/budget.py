@@ -7,6 +7,10 @@ whole batch takes. So the worker learns what a record costs it (seconds per reco
 its recent batches, smoothed) and takes at most `batch_budget_ms` worth per poll: large
 batches under heavy load, where the per-batch overhead matters, but never one that
 outlasts the budget. 0 turns the budget off (only `max_poll_records` bounds a batch).
+
+Off by default: smaller batches pay the per-batch overhead more often, so the budget is
+a trade of throughput for tail latency that `vigil bench` (with VIGIL_BATCH_BUDGET_MS
+set) should show pays off on the hardware at hand before it is turned on.
 """
 
 from __future__ import annotations
