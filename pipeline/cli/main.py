@@ -214,29 +214,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="vigil", description="Streaming anomaly detection on Kafka streams.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
-    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
-    parser.add_argument(
-        "--version", action="version", version=f"vigil {importlib.metadata.version('vigil')}"
-    )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    p = sub.add_parser("stack", help="start/stop the local broker and Redis")
-    p.add_argument("action", choices=["up", "down", "status"])
-    p.add_argument("--kafka-port", type=int, help="default: a free port")
-    p.add_argument("--redis-port", type=int, help="default: a free port")
-    p.set_defaults(func=cmd_stack)
-
-    p = sub.add_parser("worker", help="consume events, score every stream, publish alerts")
-    add_settings_flags(p)
-    p.add_argument("--topic", help="events topic (setting events_topic, vigil.events)")
-    p.add_argument("--group", help="consumer group (setting group_id, vigil)")
-    p.add_argument("--model", choices=["gru", "lstm"], help="recurrent model kind")
-    p.add_argument("--idle-exit", type=float, help="exit after this many idle seconds")
-    p.set_defaults(func=cmd_worker)
-
+def _add_local_commands(sub: Any) -> None:
+    """demo and bench: the embedded stack's commands (pipeline.local)."""
     p = sub.add_parser("demo", help="local stack + realistic streams + live alerts + dashboard")
     add_settings_flags(p)
     p.add_argument(
@@ -284,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_bench)
 
+
+def _add_evaluation_commands(sub: Any) -> None:
+    """backtest, report and evaluate: replaying and scoring (pipeline.evaluation)."""
     p = sub.add_parser("backtest", help="replay CSV files through the detector")
     add_settings_flags(p)
     p.add_argument("paths", nargs="+", help="CSV files or folders of CSVs")
@@ -313,6 +295,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_evaluate_arguments(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="vigil", description="Streaming anomaly detection on Kafka streams.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--log-json", action="store_true", help="log one JSON object per line")
+    parser.add_argument(
+        "--version", action="version", version=f"vigil {importlib.metadata.version('vigil')}"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("stack", help="start/stop the local broker and Redis")
+    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("--kafka-port", type=int, help="default: a free port")
+    p.add_argument("--redis-port", type=int, help="default: a free port")
+    p.set_defaults(func=cmd_stack)
+
+    p = sub.add_parser("worker", help="consume events, score every stream, publish alerts")
+    add_settings_flags(p)
+    p.add_argument("--topic", help="events topic (setting events_topic, vigil.events)")
+    p.add_argument("--group", help="consumer group (setting group_id, vigil)")
+    p.add_argument("--model", choices=["gru", "lstm"], help="recurrent model kind")
+    p.add_argument("--idle-exit", type=float, help="exit after this many idle seconds")
+    p.set_defaults(func=cmd_worker)
+
+    _add_local_commands(sub)
+    _add_evaluation_commands(sub)
 
     from pipeline.cli.api import add_commands as add_api_commands
     from pipeline.cli.labels import add_commands as add_label_commands
