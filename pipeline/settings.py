@@ -8,13 +8,11 @@ local stack's recorded addresses are filled in by the CLI (`pipeline.cli.flags`)
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import tomllib
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -22,15 +20,14 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from pipeline.service_links import WithoutServiceLinks, service_link_names
+from pipeline.service_links import WithoutServiceLinks
 
-log = logging.getLogger(__name__)
 ENV_PREFIX = "VIGIL_"
 
 
 # Variables with the prefix that are read elsewhere, not settings: where the local stack
 # records itself, and the demo's extra NAB folder.
-_NOT_SETTINGS = frozenset(("VIGIL_HOME", "VIGIL_NAB_DIR"))
+NOT_SETTINGS = frozenset(("VIGIL_HOME", "VIGIL_NAB_DIR"))
 
 
 class SettingsError(Exception):
@@ -348,70 +345,3 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, WithoutServiceLinks(settings_cls, env_settings, ENV_PREFIX))
-
-
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "settings"
-    message = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-    return f"invalid setting {where}: {message}"
-
-
-def read_config_file(config: str) -> dict[str, Any]:
-    """The settings in a TOML file (top-level keys or a `[vigil]` table); one-line errors."""
-    try:
-        with open(config, "rb") as fh:
-            raw = tomllib.load(fh)
-    except OSError as exc:
-        raise SettingsError(f"cannot read config file {config}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError(f"config file {config} is not valid TOML: {exc}") from None
-    values: dict[str, Any] = raw.get("vigil", raw)
-    unknown = sorted(set(values) - set(Settings.model_fields))
-    if unknown:
-        raise SettingsError(f"unknown setting {unknown[0]!r} in {config}")
-    return values
-
-
-def env_settings() -> set[str]:
-    """Names of the settings the environment sets (Kubernetes service links excluded)."""
-    links = service_link_names(os.environ, ENV_PREFIX)
-    return {
-        name
-        for name in Settings.model_fields
-        if f"{ENV_PREFIX}{name.upper()}" in os.environ.keys() - links
-    }
-
-
-def load_settings(config: str | None = None, **overrides: Any) -> Settings:
-    """Build Settings from defaults < TOML file < environment < overrides.
-
-    Raises SettingsError with a one-line message for any user mistake.
-    """
-    file_values = read_config_file(config) if config else {}
-    links = service_link_names(os.environ, ENV_PREFIX)
-    if links:
-        log.warning(
-            "ignoring %d Kubernetes service-link variables (%s); set enableServiceLinks: "
-            "false on the pod",
-            len(links),
-            ", ".join(sorted(links)[:3]) + ", ...",
-        )
-    env_names = {f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields}
-    unknown_env = sorted(
-        k
-        for k in os.environ
-        if k.startswith(ENV_PREFIX) and k not in env_names | links | _NOT_SETTINGS
-    )
-    if unknown_env:
-        raise SettingsError(f"unknown environment variable {unknown_env[0]}")
-    try:
-        # The environment beats the file: pass file values only where no env var is set.
-        from_file = {
-            k: v
-            for k, v in file_values.items()
-            if f"{ENV_PREFIX}{k.upper()}" not in os.environ.keys() - links
-        }
-        return Settings(**{**from_file, **{k: v for k, v in overrides.items() if v is not None}})
-    except ValidationError as exc:
-        raise SettingsError(_first_error(exc)) from None

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Rooms in order: each may import itself and the rooms before it.
 ORDER = [
-    ("settings", "errors", "service_links"),
+    ("settings", "settings_loader", "errors", "service_links"),
     ("contracts",),
     ("kafka", "state"),
     ("models", "sinks"),

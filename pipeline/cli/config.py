@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import SecretStr
 
 from pipeline.cli.flags import with_recorded_stack
-from pipeline.settings import Settings, env_settings, load_settings, read_config_file
+from pipeline.settings import Settings
+from pipeline.settings_loader import env_settings, load_settings, read_config_file
 
 MASK = "********"
 

@@ -12,7 +12,8 @@ import argparse
 import json
 from typing import Any
 
-from pipeline.settings import Settings, load_settings, stack_file
+from pipeline.settings import Settings, stack_file
+from pipeline.settings_loader import load_settings
 
 
 def add_settings_flags(p: argparse.ArgumentParser) -> None:

@@ -27,7 +27,7 @@ from pipeline.contracts import columns
 from pipeline.contracts.columns import decode_columns
 from pipeline.kafka.base import Record, RecordBatch
 from pipeline.local.stack import LocalStack
-from pipeline.settings import load_settings
+from pipeline.settings_loader import load_settings
 from pipeline.state.base import history_key, state_key
 from pipeline.worker.wiring import create_topics, open_worker
 

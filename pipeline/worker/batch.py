@@ -17,6 +17,7 @@ import numpy as np
 
 from detectors.base import StepOutput
 from detectors.state import StateFormatError, StateLayout
+from pipeline.contracts.alerts import Alert
 from pipeline.contracts.columns import DecodedBatch
 from pipeline.contracts.deadletter import Rejected, deadletter_headers
 from pipeline.contracts.history import encode_points
@@ -270,3 +271,12 @@ class ViewBuilder:
             history_length=self.history_length,
             metrics=metrics,
         )
+
+
+@dataclass
+class BatchOutcome:
+    """What one processed batch produced: its alerts, its dead letters, its next offsets."""
+
+    alerts: list[Alert]
+    rejected: list[Rejected]
+    offsets: dict[tuple[str, int], int]

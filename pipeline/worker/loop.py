@@ -32,7 +32,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 import numpy as np
@@ -41,14 +40,7 @@ from detectors.detector import RecurrentDetector
 from detectors.policy import NONE
 from pipeline.contracts.alerts import Alert
 from pipeline.contracts.columns import DecodedBatch
-from pipeline.contracts.deadletter import (
-    DUPLICATE_TS,
-    FEATURE_MISMATCH,
-    FUTURE_TIMESTAMP,
-    OUT_OF_ORDER,
-    Rejected,
-    reject,
-)
+from pipeline.contracts.deadletter import reject
 from pipeline.contracts.mapping import batch_decoder
 from pipeline.kafka.base import EventSource, RecordBatch, RecordSink
 from pipeline.settings import Settings
@@ -58,6 +50,7 @@ from pipeline.state.peaks import merge_peaks
 from pipeline.worker.alerting import alerts_of_event
 from pipeline.worker.batch import (
     BatchColumns,
+    BatchOutcome,
     ViewBuilder,
     deadletter_record,
     decode_loaded,
@@ -68,6 +61,7 @@ from pipeline.worker.batch import (
 from pipeline.worker.budget import BatchBudget
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.model_watch import ModelWatcher
+from pipeline.worker.ordering import judge_round
 from pipeline.worker.progress import ProgressLog
 from pipeline.worker.resets import ResetWatcher, take_resets
 from pipeline.worker.restore import StateGuard
@@ -76,13 +70,6 @@ from pipeline.worker.stats import WorkerStats, batch_metrics
 log = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
-
-
-@dataclass
-class BatchOutcome:
-    alerts: list[Alert]
-    rejected: list[Rejected]
-    offsets: dict[tuple[str, int], int]
 
 
 class Worker:
@@ -378,24 +365,15 @@ class Worker:
         sidx, part, offs = cols.sidx[members], cols.part[members], cols.offs[members]
         ts, ftag = cols.ts[members], cols.ftag[members]
         st = states[sidx]
-        started = st["count"] > 0
-        replay = (st["partition"] == part) & (offs <= st["offset"])
-        future = ~replay & (ts > self._horizon_ms)
-        judged = started & ~replay & ~future  # checked against the stream's last event
-        older = judged & (ts < st["last_ts"])
-        same_ts = judged & (ts == st["last_ts"])
-        mismatch = judged & ~older & ~same_ts & (st["feature_tag"] != ftag)
+        replay, refused = judge_round(
+            st, part, offs, ts, ftag, self._horizon_ms, self.settings.max_future_seconds
+        )
         self.stats.replays_skipped += int(replay.sum())
-        ahead = self.settings.max_future_seconds
-        for flag, reason, why in (
-            (future, FUTURE_TIMESTAMP, f"ts is over {ahead:g} s ahead of the worker's clock"),
-            (older, OUT_OF_ORDER, "ts is older than the stream's last applied event"),
-            (same_ts, DUPLICATE_TS, "ts equals the stream's last applied event"),
-            (mismatch, FEATURE_MISMATCH, "feature names differ from the stream's first event"),
-        ):
+        ok = ~replay
+        for flag, reason, why in refused:
+            ok &= ~flag
             for j in members[flag].tolist():
                 decoded.rejected.append(reject(batch.record(decoded.rows[j]), reason, why))
-        ok = ~(replay | future | older | same_ts | mismatch)
         good = np.flatnonzero(ok)
         if len(good) == 0:
             return np.zeros(0, dtype=np.int64)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.settings import SettingsError, load_settings
+from pipeline.settings import SettingsError
+from pipeline.settings_loader import load_settings
 from tests.deploy.manifests import OLD_API_SERVICE, service, service_link_env
 
 

@@ -30,7 +30,8 @@ from pipeline.kafka.backends import make_sink, make_source
 from pipeline.kafka.base import EventSource
 from pipeline.local.stack import free_port, redis_binary
 from pipeline.models.serving import build_detector
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
+from pipeline.settings_loader import load_settings
 from pipeline.state.base import StateStore
 from pipeline.state.redis import open_store
 from pipeline.worker.loop import Worker

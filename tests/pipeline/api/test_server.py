@@ -12,7 +12,8 @@ import pytest
 from pipeline.api.server import bind, serve_in_background
 from pipeline.cli.main import main
 from pipeline.local.stack import StackInfo
-from pipeline.settings import SettingsError, load_settings
+from pipeline.settings import SettingsError
+from pipeline.settings_loader import load_settings
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ import pytest
 from pipeline.contracts.deadletter import Rejected
 from pipeline.contracts.events import Event, encode_event
 from pipeline.contracts.mapping import FieldMapping, batch_decoder, decode_mapped
-from pipeline.settings import Settings, SettingsError, load_settings
+from pipeline.settings import Settings, SettingsError
+from pipeline.settings_loader import load_settings
 
 PAYMENT = {"account_id": "a-17", "event_time": "2026-11-21T10:00:00Z", "amount": 12.5,
            "merchant": "m-9"}  # fmt: skip

@@ -15,7 +15,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from pipeline.contracts.events import encode_event
 from pipeline.kafka.memory import MemoryBroker
 from pipeline.local.stack import StackInfo
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
+from pipeline.settings_loader import load_settings
 from pipeline.worker.loop import Worker
 from pipeline.worker.wiring import build_worker
 

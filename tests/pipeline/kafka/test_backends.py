@@ -20,7 +20,8 @@ from pipeline.kafka.confluent import ConfluentSink, ConfluentSource
 from pipeline.kafka.kafka_python import KafkaPythonSink, KafkaPythonSource
 from pipeline.local.stack import StackInfo
 from pipeline.models.serving import build_detector
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
+from pipeline.settings_loader import load_settings
 from pipeline.state.redis import open_store
 from pipeline.worker.loop import Worker
 from pipeline.worker.wiring import create_topics

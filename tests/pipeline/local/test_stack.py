@@ -28,7 +28,8 @@ from pipeline.local.stack import (
     stack_status,
     stack_up,
 )
-from pipeline.settings import load_settings, stack_file
+from pipeline.settings import stack_file
+from pipeline.settings_loader import load_settings
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.models.serving import detector_params
-from pipeline.settings import load_settings
+from pipeline.settings_loader import load_settings
 
 
 def test_alert_policy_and_range_channel_come_from_settings(

@@ -21,7 +21,8 @@ from pipeline.local.stack import StackInfo
 from pipeline.models.registry import ModelRegistry
 from pipeline.models.trainer import Trainer, TrainOptions, train_version
 from pipeline.models.training_data import History, StreamSeries
-from pipeline.settings import Settings, load_settings
+from pipeline.settings import Settings
+from pipeline.settings_loader import load_settings
 from pipeline.state.redis import open_store
 from tests.pipeline.kafka.helpers import test_settings
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from redis.cluster import RedisCluster
 
 from pipeline.local.cluster import LocalCluster
-from pipeline.settings import load_settings
+from pipeline.settings_loader import load_settings
 from pipeline.state.base import (
     BatchView,
     StoreUnavailable,
