@@ -16,8 +16,6 @@ import subprocess
 import time
 from typing import Any
 
-import pytest
-
 from pipeline.local.stack import StackInfo
 from tests.pipeline.kafka.helpers import produce
 from tests.reliability.harness import (
@@ -41,10 +39,13 @@ timeouts (3 s) and the rebalances, on a shared 2-core machine; a stalled group (
 per stall) does not fit in it."""
 
 
-@pytest.mark.parametrize("backend", ["kafka-python", "confluent"])
 def test_kill_9_storm_with_a_member_joining_and_leaving_ends_exact_in_bounded_time(
-    stack: StackInfo, topic_names: Any, backend: str
+    stack: StackInfo, topic_names: Any
 ) -> None:
+    """On kafka-python, the backend whose rebalance callback blocked its IO thread (the
+    stalls); confluent's handover is covered by the rebalance and kill tests, and a second
+    storm would cost the suite four minutes."""
+    backend = "kafka-python"
     s = fault_settings(stack.bootstrap_servers, stack.redis_url, topic_names, max_poll_records=50,
                        session_timeout_ms=3000, kafka_backend=backend)  # fmt: skip
     produce(s.bootstrap_servers, s.events_topic, events(seed=23))
