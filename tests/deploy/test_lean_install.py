@@ -97,6 +97,7 @@ def test_worker_command_loads_nothing_from_the_extras(stack: StackInfo, tmp_path
         VIGIL_EVENTS_TOPIC=f"lean-{run}.events",
         VIGIL_ALERTS_TOPIC=f"lean-{run}.alerts",
         VIGIL_DEADLETTER_TOPIC=f"lean-{run}.dead",
+        VIGIL_CHANGELOG_TOPIC=f"lean-{run}.changelog",
         VIGIL_GROUP_ID=f"lean-{run}",
         VIGIL_REDIS_PREFIX=f"lean-{run}",
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,6 +96,9 @@ def test_the_worker_logs_progress_at_info_without_verbose(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("VIGIL_PROGRESS_LOG_SECONDS", "0.5")
+    # This test's own changelog and Redis prefix: the defaults are shared by the session.
+    monkeypatch.setenv("VIGIL_CHANGELOG_TOPIC", topic_names("changelog"))
+    monkeypatch.setenv("VIGIL_REDIS_PREFIX", f"t-{uuid.uuid4().hex[:8]}")
     argv = ["--log-json"] if json_logs else []
     argv += ["worker", "--bootstrap-servers", stack.bootstrap_servers,
              "--redis-url", stack.redis_url, "--topic", topic_names("events"),
