@@ -118,6 +118,7 @@ def reference(
         run.redis_url.get_secret_value(),
         topic,
         events_topic=run.events_topic,
+        topic_partitions=run.topic_partitions,  # its changelog as wide as the events topic
         max_poll_records=2000,
         warmup_events=run.warmup_events,
     )
