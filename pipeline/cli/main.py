@@ -70,16 +70,6 @@ def _describe(sub: Any) -> None:
             parser.epilog = f"example:\n  {EXAMPLES[name]}"
 
 
-def _duration(text: str) -> float:
-    """An argparse type: ``6h`` -> seconds (a bad value is argparse's one-line error)."""
-    from pipeline.evaluation.retrain import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 # --- commands ------------------------------------------------------------------------
 def cmd_stack(args: argparse.Namespace) -> int:
     from pipeline.local.stack import (
@@ -185,35 +175,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from None
 
 
-def cmd_backtest(args: argparse.Namespace) -> int:
-    from pipeline.evaluation.backtest import run_backtest
-
-    return run_backtest(settings_from_args(args), args)
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    from pipeline.evaluation.evaluate import EvaluateError
-    from pipeline.evaluation.report import run_report
-
-    try:
-        return run_report(settings_from_args(args), args)
-    except (EvaluateError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-
-
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from pipeline.evaluation.command import run_evaluate_command
-    from pipeline.evaluation.evaluate import EvaluateError
-
-    settings = settings_from_args(args)
-    try:
-        return run_evaluate_command(args, settings, Console())
-    except (EvaluateError, ValueError) as exc:
-        raise UserError(str(exc)) from None
-
-
 def _add_local_commands(sub: Any) -> None:
     """demo and bench: the embedded stack's commands (pipeline.local)."""
     p = sub.add_parser("demo", help="local stack + realistic streams + live alerts + dashboard")
@@ -264,39 +225,6 @@ def _add_local_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_bench)
 
 
-def _add_evaluation_commands(sub: Any) -> None:
-    """backtest, report and evaluate: replaying and scoring (pipeline.evaluation)."""
-    p = sub.add_parser("backtest", help="replay CSV files through the detector")
-    add_settings_flags(p)
-    p.add_argument("paths", nargs="+", help="CSV files or folders of CSVs")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--format", choices=["plain", "nab"], default="plain")
-    p.add_argument("--detector", default="vigil", help="vigil, or a River baseline name")
-    p.add_argument("--jobs", type=int, default=0, help="parallel processes (0 = cores)")
-    p.add_argument("--model", help="replay this registry version (default: the shipped model)")
-    p.add_argument(
-        "--retrain-every",
-        type=_duration,
-        metavar="DURATION",
-        help="replay the trainer's loop every DURATION of event time (e.g. 6h)",
-    )
-    p.set_defaults(func=cmd_backtest)
-
-    p = sub.add_parser("report", help="backtest and score everything; write a markdown report")
-    add_settings_flags(p)
-    from pipeline.evaluation.report import add_arguments as add_report_arguments
-
-    add_report_arguments(p)
-    p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("evaluate", help="NAB / event-wise scores of backtests, or the suite")
-    add_settings_flags(p)
-    from pipeline.evaluation.command import add_arguments as add_evaluate_arguments
-
-    add_evaluate_arguments(p)
-    p.set_defaults(func=cmd_evaluate)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="vigil", description="Streaming anomaly detection on Kafka streams.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -321,13 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
 
     _add_local_commands(sub)
-    _add_evaluation_commands(sub)
 
     from pipeline.cli.api import add_commands as add_api_commands
+    from pipeline.cli.evaluation import add_commands as add_evaluation_commands
     from pipeline.cli.labels import add_commands as add_label_commands
     from pipeline.cli.models import add_commands as add_model_commands
     from pipeline.cli.streams import add_commands as add_stream_commands
 
+    add_evaluation_commands(sub)
     add_api_commands(sub)
     add_model_commands(sub)
     add_label_commands(sub)
