@@ -43,8 +43,8 @@ from pipeline.local.demo_data.nab import (
     nab_sources,
     nab_windows,
 )
-from pipeline.local.demo_data.sensors import sensor_columns, sensor_events
-from pipeline.local.demo_data.transactions import transaction_columns, transaction_events
+from pipeline.local.demo_data.sensors import sensor_columns
+from pipeline.local.demo_data.transactions import transaction_columns
 
 __all__ = [
     "DEMO_START_MS",
@@ -57,8 +57,8 @@ __all__ = [
     "nab_events",
     "nab_sources",
     "nab_windows",
-    "sensor_events",
-    "transaction_events",
+    "sensor_columns",
+    "transaction_columns",
 ]
 
 

@@ -16,7 +16,6 @@ from pipeline.local.demo_data.columns import (
     DEFAULT_STEP_MS,
     DEMO_START_MS,
     Columns,
-    Event,
     FloatArray,
     InjectedAnomaly,
     check_sizes,
@@ -45,7 +44,11 @@ def _ar1(rng: np.random.Generator, shape: tuple[int, int], phi: float, scale: fl
 
 
 def sensor_columns(
-    n_pumps: int, steps: int, seed: int, start_ms: int, step_ms: int
+    n_pumps: int,
+    steps: int,
+    seed: int,
+    start_ms: int = DEMO_START_MS,
+    step_ms: int = DEFAULT_STEP_MS,
 ) -> tuple[Columns, list[InjectedAnomaly]]:
     check_sizes(n_pumps, "pumps", steps, step_ms, seed)
     rng = np.random.default_rng([seed, 2])
@@ -121,16 +124,3 @@ def sensor_columns(
         },
     )
     return columns.sorted_by_time(), anomalies
-
-
-def sensor_events(
-    n_pumps: int,
-    steps: int,
-    seed: int,
-    *,
-    start_ms: int = DEMO_START_MS,
-    step_ms: int = DEFAULT_STEP_MS,
-) -> tuple[list[Event], list[InjectedAnomaly]]:
-    """Pump readings (temp °C, vibration mm/s, pressure bar), one per pump per slot."""
-    columns, anomalies = sensor_columns(n_pumps, steps, seed, start_ms, step_ms)
-    return columns.events(), anomalies

@@ -17,7 +17,6 @@ from pipeline.local.demo_data.columns import (
     DEFAULT_STEP_MS,
     DEMO_START_MS,
     Columns,
-    Event,
     InjectedAnomaly,
     check_sizes,
     daytime,
@@ -81,7 +80,11 @@ def _inject(
 
 
 def transaction_columns(
-    n_accounts: int, steps: int, seed: int, start_ms: int, step_ms: int
+    n_accounts: int,
+    steps: int,
+    seed: int,
+    start_ms: int = DEMO_START_MS,
+    step_ms: int = DEFAULT_STEP_MS,
 ) -> tuple[Columns, list[InjectedAnomaly]]:
     check_sizes(n_accounts, "accounts", steps, step_ms, seed)
     rng = np.random.default_rng([seed, 1])
@@ -137,16 +140,3 @@ def transaction_columns(
         },
     )
     return columns.sorted_by_time(), anomalies
-
-
-def transaction_events(
-    n_accounts: int,
-    steps: int,
-    seed: int,
-    *,
-    start_ms: int = DEMO_START_MS,
-    step_ms: int = DEFAULT_STEP_MS,
-) -> tuple[list[Event], list[InjectedAnomaly]]:
-    """Per-account card transactions, at most one per account per slot, in time order."""
-    columns, anomalies = transaction_columns(n_accounts, steps, seed, start_ms, step_ms)
-    return columns.events(), anomalies

@@ -5,17 +5,26 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
 from pipeline.local.demo_data import InjectedAnomaly
+from pipeline.local.demo_data.columns import Columns
 
 Event = dict[str, Any]
 N_ACCOUNTS = 1000
 STEPS = 300
 MAX_FEATURES = 4  # the Settings default the worker validates against
+
+
+def generated(
+    make: Callable[..., tuple[Columns, list[InjectedAnomaly]]], *args: Any, **kwargs: Any
+) -> tuple[list[Event], list[InjectedAnomaly]]:
+    """A generator's columns as the events the demo produces, with its anomalies."""
+    columns, anomalies = make(*args, **kwargs)
+    return columns.events(), anomalies
 
 
 def by_stream(events: Iterable[Event]) -> dict[str, list[Event]]:

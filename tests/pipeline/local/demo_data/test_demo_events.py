@@ -12,12 +12,12 @@ from pipeline.local.demo_data import (
     DemoDataError,
     demo_events,
     nab_events,
-    sensor_events,
-    transaction_events,
+    sensor_columns,
+    transaction_columns,
 )
 from pipeline.local.demo_data.columns import DEFAULT_STEP_MS, DEMO_START_MS, MIN_STEPS
 
-from .helpers import STEPS, assert_strictly_increasing_per_stream, by_stream
+from .helpers import STEPS, assert_strictly_increasing_per_stream, by_stream, generated
 
 # --- bad parameters and the merged demo stream -----------------------------------------------
 
@@ -25,11 +25,11 @@ from .helpers import STEPS, assert_strictly_increasing_per_stream, by_stream
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: transaction_events(0, STEPS, 0), "accounts must be at least 1"),
-        (lambda: transaction_events(10, 20, 0), "steps must be at least"),
-        (lambda: sensor_events(-1, STEPS, 0), "pumps must be at least 1"),
-        (lambda: sensor_events(5, STEPS, 0, step_ms=10), "step must be at least"),
-        (lambda: sensor_events(5, STEPS, -3), "seed must be a non-negative"),
+        (lambda: generated(transaction_columns, 0, STEPS, 0), "accounts must be at least 1"),
+        (lambda: generated(transaction_columns, 10, 20, 0), "steps must be at least"),
+        (lambda: generated(sensor_columns, -1, STEPS, 0), "pumps must be at least 1"),
+        (lambda: generated(sensor_columns, 5, STEPS, 0, step_ms=10), "step must be at least"),
+        (lambda: generated(sensor_columns, 5, STEPS, -3), "seed must be a non-negative"),
     ],
 )
 def test_bad_sizes_give_a_clear_error(call: Any, message: str) -> None:
@@ -49,8 +49,8 @@ def test_demo_merges_all_sources_by_tick() -> None:
     streams = by_stream(events)
     assert len(streams) == data.n_streams
 
-    tx, tx_anomalies = transaction_events(1000, 200, seed=1)
-    pumps, pump_anomalies = sensor_events(20, 200, seed=1)
+    tx, tx_anomalies = generated(transaction_columns, 1000, 200, seed=1)
+    pumps, pump_anomalies = generated(sensor_columns, 20, 200, seed=1)
     nab = nab_events([SAMPLE_DIR], max_rows_per_file=300)
     assert len(events) == len(tx) + len(pumps) + len(nab)
     assert [e for e in events if e["stream"].startswith("acct-")] == tx

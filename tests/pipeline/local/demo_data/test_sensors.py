@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from pipeline.local.demo_data import InjectedAnomaly, sensor_events
+from pipeline.local.demo_data import InjectedAnomaly, sensor_columns
 
 from .helpers import (
     STEPS,
@@ -16,6 +16,7 @@ from .helpers import (
     assert_strictly_increasing_per_stream,
     by_stream,
     column,
+    generated,
     inside,
     of_kind,
     outside,
@@ -24,7 +25,7 @@ from .helpers import (
 
 @pytest.fixture(scope="module")
 def sensors() -> tuple[list[Event], list[InjectedAnomaly]]:
-    return sensor_events(50, STEPS, seed=7)
+    return generated(sensor_columns, 50, STEPS, seed=7)
 
 
 # --- sensors ------------------------------------------------------------------------------
@@ -34,8 +35,8 @@ def test_sensors_are_deterministic_and_keep_the_contract(
     sensors: tuple[list[Event], list[InjectedAnomaly]],
 ) -> None:
     events, anomalies = sensors
-    assert sensor_events(50, STEPS, seed=7) == (events, anomalies)
-    assert sensor_events(50, STEPS, seed=8)[0] != events
+    assert generated(sensor_columns, 50, STEPS, seed=7) == (events, anomalies)
+    assert generated(sensor_columns, 50, STEPS, seed=8)[0] != events
     streams = by_stream(events)
     assert sorted(streams) == [f"pump-{i:03d}" for i in range(50)]
     assert all(len(rows) == STEPS for rows in streams.values())

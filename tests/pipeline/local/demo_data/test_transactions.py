@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
-from pipeline.local.demo_data import DEMO_START_MS, InjectedAnomaly, transaction_events
+from pipeline.local.demo_data import DEMO_START_MS, InjectedAnomaly, transaction_columns
 from pipeline.local.demo_data.columns import DEFAULT_STEP_MS, DEFAULT_STEPS
 
 from .helpers import (
@@ -18,6 +18,7 @@ from .helpers import (
     assert_strictly_increasing_per_stream,
     by_stream,
     column,
+    generated,
     inside,
     of_kind,
     outside,
@@ -26,7 +27,7 @@ from .helpers import (
 
 @pytest.fixture(scope="module")
 def transactions() -> tuple[list[Event], list[InjectedAnomaly]]:
-    return transaction_events(N_ACCOUNTS, STEPS, seed=7)
+    return generated(transaction_columns, N_ACCOUNTS, STEPS, seed=7)
 
 
 # --- transactions ---------------------------------------------------------------------
@@ -35,8 +36,8 @@ def transactions() -> tuple[list[Event], list[InjectedAnomaly]]:
 def test_transactions_are_deterministic_for_a_seed(
     transactions: tuple[list[Event], list[InjectedAnomaly]],
 ) -> None:
-    assert transaction_events(N_ACCOUNTS, STEPS, seed=7) == transactions
-    other, _ = transaction_events(N_ACCOUNTS, STEPS, seed=8)
+    assert generated(transaction_columns, N_ACCOUNTS, STEPS, seed=7) == transactions
+    other, _ = generated(transaction_columns, N_ACCOUNTS, STEPS, seed=8)
     assert other != transactions[0]
 
 
@@ -69,7 +70,7 @@ def test_transactions_are_in_time_order_and_strictly_increasing_per_stream(
 
 def test_transactions_follow_the_day_and_the_week() -> None:
     # Four days from Friday cover a weekend; keep the accounts without injected stories.
-    events, anomalies = transaction_events(300, DEFAULT_STEPS, seed=3)
+    events, anomalies = generated(transaction_columns, 300, DEFAULT_STEPS, seed=3)
     special = {a.stream for a in anomalies}
     normal = [e for e in events if e["stream"] not in special]
     hours = np.array([datetime.fromtimestamp(e["ts"] / 1000, UTC).hour for e in normal])
