@@ -14,9 +14,11 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -96,13 +98,13 @@ def alert_ids(s: Settings) -> set[str]:
 def wait_until(
     condition: Callable[[], bool], timeout: float, what: str, alive: Callable[[], str | None]
 ) -> None:
-    """Poll `condition`; fail with `what` after `timeout`, or at once when `alive()`
-    reports a dead worker (its message)."""
+    """Poll `condition`; fail with `what` after `timeout` (with the running workers' log
+    tails, to see what they were doing), or at once when `alive()` reports a dead worker."""
     deadline = time.monotonic() + timeout
     while not condition():
         dead = alive()
         assert dead is None, dead
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}{running_logs()}"
         time.sleep(0.05)
 
 
@@ -224,22 +226,51 @@ def worker_env(s: Settings) -> dict[str, str]:
     return env
 
 
-def spawn_worker(s: Settings, idle_exit: float = 60.0) -> subprocess.Popen[bytes]:
-    """A real `vigil worker` process; its stderr goes to a pipe read when it has ended."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli.main", "worker", "--idle-exit", str(idle_exit)],
-        env=worker_env(s),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+class WorkerProcess(subprocess.Popen[bytes]):
+    """A `vigil worker` process whose stderr goes to a file, read whenever a test needs it:
+    a pipe that nobody reads while the worker runs would block the worker's next log line
+    once the pipe's buffer is full."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        fd, name = tempfile.mkstemp(prefix="vigil-worker-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(name)
+        with open(self.log_path, "ab") as log:  # the child keeps its own descriptor
+            super().__init__(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        _RUNNING.add(self)
+
+    def log_text(self, tail: int = 2000) -> str:
+        try:
+            return self.log_path.read_bytes()[-tail:].decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def forget(self) -> None:
+        """The process has ended and its log was read: remove the file."""
+        _RUNNING.discard(self)
+        self.log_path.unlink(missing_ok=True)
 
 
-def process_problem(procs: list[subprocess.Popen[bytes]]) -> str | None:
+_RUNNING: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
+
+
+def running_logs() -> str:
+    """The log tails of every worker process still running ('' when there is none)."""
+    live = [proc for proc in list(_RUNNING) if proc.poll() is None]
+    return "".join(f"\n--- worker {p.pid} log ---\n{p.log_text()}" for p in live)
+
+
+def spawn_worker(s: Settings, idle_exit: float = 60.0) -> WorkerProcess:
+    """A real `vigil worker` process (see WorkerProcess for where its stderr goes)."""
+    argv = [sys.executable, "-m", "pipeline.cli.main", "worker", "--idle-exit", str(idle_exit)]
+    return WorkerProcess(argv, worker_env(s))
+
+
+def process_problem(procs: list[WorkerProcess]) -> str | None:
     """A message if any process has exited (they should all be running)."""
     for proc in procs:
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-            return f"worker {proc.pid} exited with {proc.returncode}: {err[-2000:]}"
+            return f"worker {proc.pid} exited with {proc.returncode}: {proc.log_text()}"
     return None
 
 
@@ -253,8 +284,8 @@ def catches_sigterm(pid: int) -> bool:
     return bool(int(caught, 16) >> (signal.SIGTERM - 1) & 1)
 
 
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
-    """SIGTERM (finish the batch, commit, leave), wait, return its stderr; must exit 0.
+def stop_process(proc: WorkerProcess, timeout: float = 30.0) -> str:
+    """SIGTERM (finish the batch, commit, leave), wait, return its log; must exit 0.
 
     A worker spawned a moment ago may still be starting Python: the signal is sent once
     it handles SIGTERM, since before that there is nothing to stop cleanly."""
@@ -263,24 +294,25 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     try:
-        _, err = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        _, err = proc.communicate()
-        raise AssertionError(f"worker {proc.pid} did not stop on SIGTERM") from None
-    text = err.decode(errors="replace") if err else ""
+        proc.wait()
+        raise AssertionError(f"worker {proc.pid} did not stop on SIGTERM: "
+                             f"{proc.log_text()}") from None  # fmt: skip
+    text = proc.log_text(tail=1 << 20)
     assert proc.returncode == 0, f"worker exited with {proc.returncode}: {text[-2000:]}"
+    proc.forget()
     return text
 
 
-def kill_all(procs: list[subprocess.Popen[bytes]]) -> None:
+def kill_all(procs: list[WorkerProcess]) -> None:
     """Cleanup after a failure: no worker outlives its test."""
     for proc in procs:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        proc.forget()
 
 
 # --- a Redis of the test's own ---------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from pipeline.local.stack import StackInfo
 from tests.pipeline.kafka.helpers import produce
 from tests.reliability.harness import (
     TOTAL,
+    WorkerProcess,
     applied,
     assert_same_as_reference,
     events,
@@ -45,7 +45,7 @@ def test_kill_9_two_workers_repeatedly_changes_nothing(
     produce(s.bootstrap_servers, s.events_topic, events(seed=21))
     rng = random.Random(20261121)
     targets = sorted(rng.sample(range(TOTAL // 10, TOTAL * 7 // 10), KILLS))
-    workers: list[subprocess.Popen[bytes]] = [spawn_worker(s), spawn_worker(s)]
+    workers: list[WorkerProcess] = [spawn_worker(s), spawn_worker(s)]
     at_kill: list[int] = []
     try:
         for target in targets:
@@ -55,8 +55,7 @@ def test_kill_9_two_workers_repeatedly_changes_nothing(
             victim.send_signal(signal.SIGKILL)
             victim.wait()
             at_kill.append(applied(s))
-            if victim.stderr:
-                victim.stderr.close()
+            victim.forget()
             workers.append(spawn_worker(s))
         wait_until(lambda: applied(s) >= TOTAL, 120, "all events applied",
                    lambda: process_problem(workers))  # fmt: skip

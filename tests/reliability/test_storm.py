@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from pipeline.local.stack import StackInfo
 from tests.pipeline.kafka.helpers import produce
 from tests.reliability.harness import (
     TOTAL,
+    WorkerProcess,
     applied,
     assert_same_as_reference,
     catches_sigterm,
@@ -51,8 +51,8 @@ def test_kill_9_storm_with_a_member_joining_and_leaving_ends_exact_in_bounded_ti
     produce(s.bootstrap_servers, s.events_topic, events(seed=23))
     rng = random.Random(20261201)
     targets = sorted(rng.sample(range(TOTAL // 20, TOTAL * 8 // 10), KILLS))
-    workers: list[subprocess.Popen[bytes]] = [spawn_worker(s), spawn_worker(s)]
-    third: subprocess.Popen[bytes] | None = None
+    workers: list[WorkerProcess] = [spawn_worker(s), spawn_worker(s)]
+    third: WorkerProcess | None = None
     started = time.monotonic()
     try:
         for n, target in enumerate(targets):
@@ -61,8 +61,7 @@ def test_kill_9_storm_with_a_member_joining_and_leaving_ends_exact_in_bounded_ti
             victim = workers.pop(rng.randrange(len(workers)))
             victim.send_signal(signal.SIGKILL)
             victim.wait()
-            if victim.stderr:
-                victim.stderr.close()
+            victim.forget()
             workers.append(spawn_worker(s))
             if third is None and n % 2 == 0:  # a third member joins ...
                 third = spawn_worker(s)

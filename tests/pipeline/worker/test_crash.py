@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 from typing import Any
 
 from pipeline.local.stack import StackInfo
 from pipeline.settings import Settings
 from tests.pipeline.kafka.helpers import produce, sensor_events
 from tests.reliability.harness import (
+    WorkerProcess,
     applied,
     assert_same_as_reference,
     fault_settings,
@@ -38,7 +38,7 @@ def _setup(stack: StackInfo, topic_names: Any) -> Settings:
     return s
 
 
-def _wait_applied(s: Settings, target: int, *procs: subprocess.Popen[bytes]) -> None:
+def _wait_applied(s: Settings, target: int, *procs: WorkerProcess) -> None:
     wait_until(
         lambda: applied(s, STREAMS) >= target,
         120,
