@@ -74,13 +74,15 @@ def put_label(client: redis.Redis, prefix: str, label: Label) -> Label:
     """Store `label` (stamped now) and drop the oldest-changed labels past the bound."""
     label.updated_ms = now_ms()
     key, times = labels_key(prefix), label_times_key(prefix)
-    with client.pipeline(transaction=True) as pipe:
+    # Not a transaction: the two keys sit in different slots of a Redis Cluster, and a
+    # label whose time is written a moment later (or trimmed twice) harms nothing.
+    with client.pipeline(transaction=False) as pipe:
         pipe.hset(key, label.episode, json.dumps(asdict(label)))
         pipe.zadd(times, {label.episode: label.updated_ms})
         pipe.zrange(times, 0, -LABELS_KEPT - 1)
         old = cast("list[Any]", pipe.execute())[2]
     if old:
-        with client.pipeline(transaction=True) as pipe:
+        with client.pipeline(transaction=False) as pipe:
             pipe.hdel(key, *old)
             pipe.zrem(times, *old)
             pipe.execute()

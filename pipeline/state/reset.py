@@ -10,8 +10,10 @@ count twice. Workers that hold the stream in memory learn of the reset from the 
 stream (`resets_key`) before their next checkpoint save and drop what they hold.
 
 The history the API shows and the stream's entry in the score ranking go with it. The
-reset is one Redis transaction (WATCH on the state key), so a worker's save racing it
-either lands before (and is reset) or is fenced after it as any older write would be.
+marker is written in one Redis transaction with a WATCH on the state key (on a Redis
+Cluster too: the state and history keys share the stream's slot), so a worker's save
+racing it either lands before (and is reset) or is fenced after it as any older write
+would be.
 """
 
 from __future__ import annotations
@@ -81,14 +83,16 @@ def reset_stream(client: redis.Redis, prefix: str, stream: str, actor: str) -> R
         pipe.multi()
         pipe.set(key, reset_marker(partition, offset))
         pipe.delete(history_key(prefix, stream))
-        pipe.zrem(scores_key(prefix), stream)
-        pipe.xadd(resets_key(prefix), {"stream": stream.encode("utf-8", "surrogatepass")},
-                  maxlen=RESETS_KEPT, approximate=True)  # fmt: skip
 
-    replies = cast("list[Any]", client.transaction(transaction, key))
+    # The state and history keys share the stream's hash slot, so this transaction also
+    # runs on a Redis Cluster; the ranking and the notice live in other slots and follow
+    # it. The notice comes last: a worker that reads it then loads the marker.
+    client.transaction(transaction, key)
     if not found:
         return None
-    notice = replies[-1]
+    client.zrem(scores_key(prefix), stream)
+    notice = client.xadd(resets_key(prefix), {"stream": stream.encode("utf-8", "surrogatepass")},
+                         maxlen=RESETS_KEPT, approximate=True)  # fmt: skip
     notice_id = notice.decode() if isinstance(notice, bytes) else str(notice)
     outcome = ResetOutcome(stream, found[0][0], found[0][1], notice_id)
     audit.warning("stream reset: stream=%r by=%s prefix=%s last_partition=%d last_offset=%d",
