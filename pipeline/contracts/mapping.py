@@ -227,7 +227,11 @@ def decode_mapped(
     return out
 
 
-def batch_decoder(settings: Settings) -> Callable[[ColumnSource, int], DecodedBatch]:
+BatchDecoder = Callable[[ColumnSource, int], DecodedBatch]
+"""Records and the detector's feature limit -> the decoded batch (`batch_decoder`)."""
+
+
+def batch_decoder(settings: Settings) -> BatchDecoder:
     """How the worker decodes a polled batch, given the model's feature slots: with
     `decode_columns` for Vigil's contract, or `decode_mapped` with the settings' mapping
     (`event_*`). The size limits come from the settings."""

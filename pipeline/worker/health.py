@@ -121,7 +121,7 @@ def health(worker: Worker, now: float | None = None) -> tuple[int, dict[str, Any
     idle = now - worker.turned_at
     if idle > STALL_SECONDS:
         return 503, {"status": "stalled", "seconds_since_loop_turned": round(idle, 1)}
-    limit, since = worker.settings.worker_stall_seconds, worker.rebalancing_since
+    limit, since = worker.config.worker_stall_seconds, worker.rebalancing_since
     if limit and since is not None and now - since > limit:
         return 503, {"status": "no_progress", "seconds_rebalancing": round(now - since, 1)}
     return 200, {"status": "ok"}

@@ -41,9 +41,8 @@ from detectors.policy import NONE
 from pipeline.contracts.alerts import Alert
 from pipeline.contracts.columns import DecodedBatch
 from pipeline.contracts.deadletter import reject
-from pipeline.contracts.mapping import batch_decoder
+from pipeline.contracts.mapping import BatchDecoder
 from pipeline.kafka.base import EventSource, RecordBatch, RecordSink
-from pipeline.settings import Settings
 from pipeline.sinks.sender import SinkSender
 from pipeline.state.base import BatchView, StateLost, StateStore, StoreUnavailable
 from pipeline.state.peaks import merge_peaks
@@ -60,6 +59,7 @@ from pipeline.worker.batch import (
 )
 from pipeline.worker.budget import BatchBudget
 from pipeline.worker.checkpoint import Checkpoint
+from pipeline.worker.config import LoopConfig
 from pipeline.worker.model_watch import ModelWatcher
 from pipeline.worker.ordering import judge_round
 from pipeline.worker.progress import ProgressLog
@@ -77,17 +77,19 @@ class Worker:
 
     def __init__(
         self,
-        settings: Settings,
+        config: LoopConfig,
         source: EventSource,
         sink: RecordSink,
         store: StateStore,
         detector: RecurrentDetector,
+        decode: BatchDecoder,
+        guard: StateGuard,
         on_alert: Callable[[Alert], None] | None = None,
         watcher: ModelWatcher | None = None,
         senders: Sequence[SinkSender] = (),
         resets: ResetWatcher | None = None,
     ) -> None:
-        self.settings = settings
+        self.config = config
         self.watcher = watcher
         self.resets = resets
         self.source = source
@@ -106,12 +108,12 @@ class Worker:
         self.store_down = self.restoring = False
         self.rebalancing_since: float | None = time.monotonic()  # until the first assignment
         self._peaks: dict[tuple[int, str], float] = {}  # until the checkpoint saves them
-        self.checkpoint = Checkpoint(detector.layout, settings.history_length)
-        self.budget = BatchBudget(settings.batch_budget_ms, settings.max_poll_records)
+        self.checkpoint = Checkpoint(detector.layout, config.history_length)
+        self.budget = BatchBudget(config.batch_budget_ms, config.max_poll_records)
         self._horizon_ms = 0  # the latest event time accepted, set per batch
-        self._decode = batch_decoder(settings)  # the contract's fast path unless mapped
-        self.progress = ProgressLog(settings.progress_log_seconds)
-        self.guard = StateGuard(settings, store, source, sink)
+        self._decode = decode  # the contract's fast path unless the topic is mapped
+        self.progress = ProgressLog(config.progress_log_seconds)
+        self.guard = guard
         # Save and commit before partitions move to another worker (called inside poll).
         source.on_revoke(self._revoked)
         source.on_assign(self._assigned)
@@ -130,7 +132,7 @@ class Worker:
         last_data = time.monotonic()
         try:
             while not self._stop.is_set():
-                records = self.source.poll(self.settings.poll_timeout_ms, self.budget.limit())
+                records = self.source.poll(self.config.poll_timeout_ms, self.budget.limit())
                 self.turned_at = time.monotonic()
                 if len(records) or not self.ready.is_set():
                     # Idle time counts only once the group has given us partitions.
@@ -165,7 +167,7 @@ class Worker:
         return self.stats
 
     def _checkpoint_due(self) -> bool:
-        cp, s = self.checkpoint, self.settings
+        cp, s = self.checkpoint, self.config
         age_ms = (time.monotonic() - cp.opened) * 1000.0
         return age_ms >= s.commit_interval_ms or len(cp) >= s.max_cached_streams
 
@@ -178,7 +180,7 @@ class Worker:
             log.info("partitions %s revoked: saving and committing first", sorted(partitions))
             self.save_checkpoint()
         # Another member may own them next and write their states: stop holding them.
-        mine = {p for t, p in partitions if t == self.settings.events_topic}
+        mine = {p for t, p in partitions if t == self.config.events_topic}
         self.checkpoint.drop_partitions(mine)
         self.guard.revoked(mine)
 
@@ -197,7 +199,7 @@ class Worker:
             self.guard.write(items, cp.changed_partitions())
             self.sink.flush()
         written = self._with_backoff(lambda: self._save(items, view))
-        ttl = int(self.settings.peak_retention_hours * 3600)
+        ttl = int(self.config.peak_retention_hours * 3600)
         self._with_backoff(lambda: self.store.save_peaks(self._peaks, ttl))
         self._peaks = {}
         refused = [stream for (stream, _), ok in zip(items, written, strict=True) if not ok]
@@ -213,7 +215,7 @@ class Worker:
         cp.close_interval()
         # A refused write means another worker holds a newer state: ours is stale.
         cp.drop(refused)
-        cp.evict(self.settings.max_cached_streams * 3 // 4)  # a quarter free: few compactions
+        cp.evict(self.config.max_cached_streams * 3 // 4)  # a quarter free: few compactions
         if self.on_alert is not None:
             for alert in alerts:
                 self.on_alert(alert)
@@ -266,12 +268,12 @@ class Worker:
 
     # --- one batch ------------------------------------------------------------------
     def process(self, records: RecordBatch) -> BatchOutcome:
-        s = self.settings
+        s = self.config
         started = time.perf_counter()
         # 0. a newly promoted (or rolled back) model takes over at this batch boundary;
         #    each stream's hidden state is re-warmed from its ring buffer on first touch
         if self.watcher is not None and (new_model := self.watcher.poll()) is not None:
-            self.detector = RecurrentDetector(new_model, self.detector.params, self.settings.device)
+            self.detector = RecurrentDetector(new_model, self.detector.params, self.config.device)
             self.stats.model_swaps += 1
         self.stats.streams_reset += self._take_resets()  # reset streams start afresh
         if self.stats.first_batch_at is None:
@@ -366,7 +368,7 @@ class Worker:
         ts, ftag = cols.ts[members], cols.ftag[members]
         st = states[sidx]
         replay, refused = judge_round(
-            st, part, offs, ts, ftag, self._horizon_ms, self.settings.max_future_seconds
+            st, part, offs, ts, ftag, self._horizon_ms, self.config.max_future_seconds
         )
         self.stats.replays_skipped += int(replay.sum())
         ok = ~replay

@@ -5,10 +5,13 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import torch
 
+from detectors.detector import RecurrentDetector
 from pipeline.contracts.alerts import Alert
+from pipeline.contracts.mapping import batch_decoder
 from pipeline.kafka.backends import make_sink
 from pipeline.kafka.backends import make_source as _backend_source
 from pipeline.kafka.base import EventSource, RecordSink
@@ -18,11 +21,14 @@ from pipeline.models.serving import build_detector
 from pipeline.settings import Settings
 from pipeline.sinks.http_sinks import AlertmanagerSink, WebhookSink
 from pipeline.sinks.sender import Sink, SinkSender
+from pipeline.state.base import StateStore
 from pipeline.state.labels import SilenceCache
 from pipeline.state.redis import connect_redis, open_store, refuse_evicting
+from pipeline.worker.config import LoopConfig
 from pipeline.worker.loop import Worker
 from pipeline.worker.model_watch import ModelWatcher
 from pipeline.worker.resets import ResetWatcher
+from pipeline.worker.restore import StateGuard
 
 
 def topic_layout(settings: Settings) -> dict[str, int]:
@@ -112,9 +118,26 @@ def build_worker(
     loaded = registry.live_model()  # the live version, or the shipped generic model
     detector = build_detector(settings, loaded)
     watcher = ModelWatcher(registry, settings.model_poll_seconds, current=loaded)
-    return Worker(
+    return assemble_worker(
         settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher,
         senders=open_senders(settings), resets=ResetWatcher(store.client, settings.redis_prefix),
+    )  # fmt: skip
+
+
+def assemble_worker(
+    settings: Settings,
+    source: EventSource,
+    sink: RecordSink,
+    store: StateStore,
+    detector: RecurrentDetector,
+    **extras: Any,
+) -> Worker:
+    """A worker from the given parts: its loop settings, decoder and state guard are built
+    from `settings` here, so the loop never sees the whole Settings. `extras` are Worker's
+    optional parts (on_alert, watcher, senders, resets)."""
+    return Worker(
+        LoopConfig.of(settings), source, sink, store, detector,
+        decode=batch_decoder(settings), guard=StateGuard(settings, store, source, sink), **extras,
     )  # fmt: skip
 
 

@@ -38,7 +38,7 @@ from pipeline.state.base import StateStore
 from pipeline.state.redis import open_store
 from pipeline.worker.loop import Worker
 from pipeline.worker.stats import WorkerStats
-from pipeline.worker.wiring import create_topics
+from pipeline.worker.wiring import assemble_worker, create_topics
 from tests.pipeline.kafka.helpers import read_all, sensor_events
 
 N_STREAMS, PER_STREAM, SPIKE_AT = 120, 70, 60
@@ -163,7 +163,7 @@ def assert_same_as_reference(
 def in_process_worker(
     s: Settings, store: StateStore | None = None, source: EventSource | None = None
 ) -> Worker:
-    return Worker(
+    return assemble_worker(
         s,
         source if source is not None else make_source(s, [s.events_topic]),
         make_sink(s),

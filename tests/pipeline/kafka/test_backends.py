@@ -24,7 +24,7 @@ from pipeline.settings import Settings
 from pipeline.settings_loader import load_settings
 from pipeline.state.redis import open_store
 from pipeline.worker.loop import Worker
-from pipeline.worker.wiring import create_topics
+from pipeline.worker.wiring import assemble_worker, create_topics
 from tests.pipeline.kafka.helpers import produce, read_all, sensor_events, test_settings
 
 BACKENDS = ["kafka-python", "confluent"]
@@ -129,7 +129,9 @@ def test_produce_with_headers_round_trips(stack: StackInfo, topic_names: Any, ba
 
 def _run_worker(s: Settings, total: int) -> tuple[np.ndarray, set[str], Worker]:
     detector = build_detector(s)
-    worker = Worker(s, make_source(s, [s.events_topic]), make_sink(s), open_store(s), detector)
+    worker = assemble_worker(
+        s, make_source(s, [s.events_topic]), make_sink(s), open_store(s), detector
+    )
     worker.run(max_records=total, idle_exit_s=20)
     streams = [f"s-{i:04d}" for i in range(40)]
     states, known = detector.layout.decode(open_store(s).load(streams))

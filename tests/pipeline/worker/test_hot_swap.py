@@ -30,7 +30,7 @@ from pipeline.models.training_data import read_topic
 from pipeline.state.redis import open_store
 from pipeline.worker.loop import Worker
 from pipeline.worker.model_watch import ModelWatcher
-from pipeline.worker.wiring import create_topics
+from pipeline.worker.wiring import assemble_worker, create_topics
 from tests.pipeline.kafka.helpers import produce, read_all, test_settings
 
 T0 = 1_763_700_000_000
@@ -104,7 +104,7 @@ def test_promotion_and_rollback_while_a_worker_consumes(
     serving = registry.live_model()
     generic = serving.version
     watcher = ModelWatcher(ModelRegistry(s, open_store(s)), s.model_poll_seconds, current=serving)
-    worker = Worker(
+    worker = assemble_worker(
         s,
         KafkaPythonSource(s, [s.events_topic]),
         KafkaPythonSink(s),

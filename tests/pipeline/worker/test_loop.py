@@ -46,7 +46,7 @@ def run_memory(settings: Any, records: list[tuple[bytes, bytes]]) -> tuple[Any, 
 
 def drain(worker: Any) -> None:
     """Poll and process until a poll comes back empty, then checkpoint; stay in the group."""
-    while len(batch := worker.source.poll(0, worker.settings.max_poll_records)):
+    while len(batch := worker.source.poll(0, worker.config.max_poll_records)):
         worker.process_with_retry(batch)
     worker.save_checkpoint()
 
