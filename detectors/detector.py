@@ -6,16 +6,18 @@ For every stream in the batch, at once:
    buffer of recent normalised inputs kept in the state);
 2. normalise x_t with the stream's running statistics from before this event;
 3. compare with the prediction made at t-1, plus the change the stream's time-of-day
-   profile (`detectors.season`) expects since the previous event -> per-feature error
-   (asinh-compressed) -> calibrated score (`detectors.scoring`); a second evidence source,
+   profile (`detectors.season`) expects since the previous event -> per-feature error.
+   The newest error alone is judged against the stream's own error distribution
+   (`detectors.calibration`, source "surprise"); a run of them (asinh-compressed, short
+   average) is scored by `detectors.scoring` (source "error"); a further evidence source,
    the distance of x_t from the profile's usual value at this time of day, is scored the
    same way, but only when larger than 80% of the recent largest such distance (a daily
    spike the profile cannot hold is not news every day); a third is x_t beyond the
    stream's running range (`detectors.scoring.range_score`); the largest score wins;
 4. hand the evidence to the episode policy (`detectors.base.Alerting`, in `step`);
 5. advance the recurrent state one step and predict t+1;
-6. update the normalisation statistics, the time-of-day profile, the running range and the
-   ring buffer.
+6. update the normalisation statistics, the error summaries, the time-of-day profile, the
+   running range and the ring buffer.
 
 No I/O, no hidden mutation: the detector holds only the (frozen) weights and parameters,
 and `step` returns new state arrays without touching its inputs. Scoring an event changes
@@ -29,8 +31,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from detectors import season
+from detectors import calibration, season
 from detectors.base import Events, Evidence, StepOutput, apply_policy
+from detectors.calibration import SurpriseParams
 from detectors.forecaster import LoadedModel, pick_device
 from detectors.policy import AlertPolicy
 from detectors.scoring import (
@@ -41,7 +44,7 @@ from detectors.scoring import (
     score_errors,
     update_range,
 )
-from detectors.state import EVIDENCE_FIELDS, StateLayout
+from detectors.state import StateLayout
 
 
 @dataclass(frozen=True)
@@ -68,12 +71,13 @@ class DetectorParams:
     # a Gaussian tail fits, and one burst does not saturate every channel.
     compress: float = 1.0
     scoring: ScoringParams = field(default_factory=ScoringParams)
+    surprise: SurpriseParams = field(default_factory=SurpriseParams)
     novelty: NoveltyParams = field(default_factory=NoveltyParams)
     policy: AlertPolicy = field(default_factory=AlertPolicy)
     warmup: int = 48  # a stream's first events only teach: no score, so no alert
 
 
-SOURCES = ("error", "level", "range")
+SOURCES = ("error", "surprise", "level", "range")
 
 
 def _std(var: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -138,8 +142,6 @@ class RecurrentDetector:
     ) -> None:
         self.loaded = loaded
         self.params = params or DetectorParams()
-        if len(self.params.scoring.extra_alphas) * 3 > EVIDENCE_FIELDS:
-            raise ValueError("the state keeps statistics for one extra scoring average")
         self.device = pick_device(device)
         self.model = loaded.model.to(self.device).eval()
         cfg = loaded.config
@@ -280,24 +282,14 @@ class RecurrentDetector:
         shift = np.where((count > 0)[:, None] & mask, usual_now - usual_then, 0.0)
         return shift, (lo, hi, upper_w)
 
-    def _error_channels(
-        self, error: np.ndarray, count: np.ndarray, states: np.ndarray
-    ) -> tuple[np.ndarray, ...]:
-        """`score_errors` on the newest error and every extra average kept in the state:
-        (scores, short averages, means, variances), one column per average."""
-        sp = self.params.scoring
-        n_extra = len(sp.extra_alphas)
-        ev = states["evidence"][:, : 3 * n_extra].reshape(len(error), 3, n_extra)
-        return score_errors(
-            error,
-            count,
-            np.concatenate([states["err_short"][:, None], ev[:, 0]], axis=1),
-            np.concatenate([states["err_mean"][:, None], ev[:, 1]], axis=1),
-            np.concatenate([states["err_var"][:, None], ev[:, 2]], axis=1),
-            sp,
-            np.array((sp.short_alpha, *sp.extra_alphas), dtype=np.float32),
-            np.array((sp.decades, *sp.extra_decades)),
-        )
+    @staticmethod
+    def _gap_seconds(ts_ms: np.ndarray | None, states: np.ndarray, count: np.ndarray) -> np.ndarray:
+        """Seconds since each stream's previous event (0 for its first; one second apart
+        when the caller gives no times, as `step` assumes)."""
+        if ts_ms is None:
+            return np.ones(len(count))
+        gap = (np.asarray(ts_ms, np.int64) - states["last_ts"]).astype(np.float64) / 1000.0
+        return np.where(count > 0, np.maximum(gap, 0.0), 0.0)
 
     def _score(
         self,
@@ -313,6 +305,7 @@ class RecurrentDetector:
         states = states.copy()
         if stale.any():
             states[stale] = self.rewarm(states[stale], mask[stale])
+            states["surprise"][stale] = calibration.restart(states["surprise"][stale], p.surprise)
         states["model_tag"] = self.loaded.tag
 
         mean, var = states["norm_mean"], states["norm_var"]
@@ -324,26 +317,25 @@ class RecurrentDetector:
         expected = (mean + _std(var, mean) * pred) * mask
         err = np.abs(z_full - pred) * mask
         n_present = np.maximum(mask.sum(axis=1), 1)
-        error = np.where(count == 0, 0.0, err.sum(axis=1) / n_present)
+        raw_error = np.where(count == 0, 0.0, err.sum(axis=1) / n_present)
+        error = raw_error
         if p.compress > 0:
             error = p.compress * np.arcsinh(error / p.compress)
         top = err.argmax(axis=1)
 
-        channels = self._error_channels(error, count, states)
-        error_score = channels[0].max(axis=1)
+        error_score, short, e_mean, e_var = score_errors(
+            error, count, states["err_short"], states["err_mean"], states["err_var"], p.scoring
+        )
+        summary, gap_s = states["surprise"], self._gap_seconds(ts_ms, states, count)
+        surprise_score = calibration.surprise_score(raw_error, summary, p.surprise)
+        learnt = calibration.learn(raw_error, gap_s, summary, p.surprise, count >= p.warmup)
+        new_summary = np.where((count > 0)[:, None], learnt, summary)
         level_score, level_count, level_err = self._level(z_full, mask, states, lo_hi_w)
         low, high = states["range_low"], states["range_high"]
-        by_source = np.stack(
-            [error_score, level_score, range_score(x, mask, low, high, count, p.novelty)], 1
-        )
+        novelty = range_score(x, mask, low, high, count, p.novelty)
+        by_source = np.stack([error_score, surprise_score, level_score, novelty], 1)
         by_source = np.where((count + 1 > p.warmup)[:, None], by_source, 0.0).astype(np.float32)
         score = by_source.max(axis=1)
-        short, e_mean, e_var = (c[:, 0] for c in channels[1:])
-        extra_stats = states["evidence"].copy()
-        n_extra = len(p.scoring.extra_alphas)
-        extra_stats[:, : 3 * n_extra] = np.stack([c[:, 1:] for c in channels[1:]], 1).reshape(
-            len(error), -1
-        )
 
         next_pred, hidden = self._run(z, mask, states["hidden"])
         new_mean, new_var = update_stats(x, mask, mean, var, count, p.norm_min_alpha)
@@ -357,13 +349,13 @@ class RecurrentDetector:
                 mask & (count > 0)[:, None],
                 p.season_min_alpha,
             )
-            states["last_ts"] = now
-
+        if ts_ms is not None:
+            states["last_ts"] = np.asarray(ts_ms, np.int64)
         states["pred"] = np.where(mask, next_pred, 0.0)
         states["hidden"] = hidden
         states["norm_mean"], states["norm_var"] = new_mean, new_var
         states["err_short"], states["err_mean"], states["err_var"] = short, e_mean, e_var
-        states["evidence"] = extra_stats
+        states["surprise"] = new_summary
         states["level_count"], states["level_err"] = level_count, level_err
         states["ring"][:, :-1] = states["ring"][:, 1:]
         states["ring"][:, -1] = z

@@ -14,9 +14,8 @@ than a Gaussian would need, because prediction errors have heavier tails than a 
 (bursty streams such as tweet counts), and the running-range channel (`range_score`)
 catches the slow climbs to new levels the error channels cannot see.
 
-Besides this short-term average (weight 0.15), `extra_alphas` score further averages of the
-same error against their own statistics (by default the newest error alone, so one large
-spike counts even when the average dilutes it) and the score is the largest of them.
+This judges a run of errors (the short-term average, weight 0.15); the newest error alone is
+judged by `detectors.calibration`, against the stream's own error distribution.
 
 All functions are pure and vectorised over a batch of streams (numpy arrays in, arrays out).
 """
@@ -38,13 +37,6 @@ def log_tail_probability(z: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class ScoringParams:
     short_alpha: float = 0.15  # EW weight of the newest error in the short-term average
-    # Further averages of the same error, each scored against its own long-term statistics
-    # (1.0 = the newest error alone: a single spike; small = a sustained change).
-    # At most 1 (the state keeps room for one). The score is the largest of all channels.
-    extra_alphas: tuple[float, ...] = (1.0,)
-    # Their scales: a lone error has much heavier tails than an average, so it needs a far
-    # rarer Gaussian tail (48 decades) to count as much.
-    extra_decades: tuple[float, ...] = (48.0,)
     # Slowest EW weight of the long-term error statistics: a long memory, so a burst of
     # large errors is judged against about a month of 5-minute errors, not only two weeks
     # (1/4000 let bursty streams forget their previous bursts and re-alert on each one).
@@ -62,26 +54,24 @@ def score_errors(
     err_mean: np.ndarray,
     err_var: np.ndarray,
     params: ScoringParams,
-    alpha: float | np.ndarray | None = None,
-    decades: float | np.ndarray | None = None,
+    alpha: float | None = None,
+    decades: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One scoring step for B streams -> (score, err_short, err_mean, err_var).
 
-    errors [B]; the statistics are [B] (one average, weight `alpha`, default
-    params.short_alpha) or [B, C] for C averages at once (alpha [C]), scored each.
+    errors and the statistics [B]; the average's weight `alpha` defaults to
+    params.short_alpha, the log scale `decades` to params.decades.
 
     The score compares the new short-term average with the statistics from *before* this
     event, so an anomaly cannot hide itself by inflating the spread it is measured against.
     """
-    a = params.short_alpha if alpha is None else np.asarray(alpha, dtype=np.float32)
-    if err_short.ndim == 2:
-        errors, count = errors[:, None], count[:, None]
+    a = params.short_alpha if alpha is None else alpha
     first = count <= params.settle
     short = np.where(first, errors, err_short + a * (errors - err_short))
     sigma = np.sqrt(np.maximum(err_var, 0.0))
     sigma = np.maximum(sigma, np.maximum(params.min_sigma, params.rel_sigma * err_mean))
     z = (short - err_mean) / sigma
-    scale = params.decades if decades is None else np.asarray(decades, dtype=np.float64)
+    scale = params.decades if decades is None else decades
     score = np.clip(-log_tail_probability(z) / (scale * math.log(10.0)), 0.0, 1.0)
     alpha_long = np.maximum(1.0 / np.maximum(count - params.settle, 1), params.long_min_alpha)
     delta = short - err_mean

@@ -12,6 +12,8 @@ under 1 KiB. Layout 4 adds the running range of each feature (`range_*`, see
 12-event ring and room for one extra scoring average instead of two: 8 bytes smaller.
 Layout 5 replaces the alert flag and cooldown counter by the episode policy's fields
 (`detectors.policy.EPISODE_FIELDS`: in-episode flag, peak, start and last loud time).
+Layout 6 replaces the extra scoring average's statistics by the summary of the stream's own
+prediction errors (`surprise`, `detectors.calibration`): 8 bytes larger.
 
 The record is a numpy structured dtype, so a whole batch of B records converts to and
 from one contiguous buffer without a per-field Python loop.
@@ -28,13 +30,13 @@ from functools import cached_property
 
 import numpy as np
 
+from detectors import calibration
 from detectors.policy import EPISODE_FIELDS, FLAG_IN_EPISODE
 
 MAGIC = b"VG"
-LAYOUT_VERSION = 5
+LAYOUT_VERSION = 6
 HEADER_BYTES = 16
 FLAG_IN_ALERT = FLAG_IN_EPISODE
-EVIDENCE_FIELDS = 3  # the extra scoring average's statistics (detectors.scoring), 0 when fresh
 
 
 class StateFormatError(ValueError):
@@ -72,7 +74,7 @@ class StateLayout:
                 ("err_short", "<f4"),
                 ("err_mean", "<f4"),
                 ("err_var", "<f4"),
-                ("evidence", "<f4", (EVIDENCE_FIELDS,)),
+                ("surprise", "<f4", (calibration.FIELDS,)),  # all zeros when fresh
                 ("level_count", "<u4"),
                 ("level_err", "<f4", (4,)),
                 ("range_low", "<f4", (f,)),

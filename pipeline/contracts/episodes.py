@@ -31,7 +31,8 @@ STATES: tuple[AlertState, ...] = ("firing", "resolved")
 ACTIONS: tuple[AlertAction, ...] = ("open", "escalate", "resolve")
 
 SOURCE_WORDS = {
-    "error": "a large one-step error",
+    "error": "a run of larger one-step errors than usual",
+    "surprise": "a one-step error rare for this stream's own model errors",
     "level": "a sustained deviation from its usual level at this time of day",
     "range": "a value beyond anything it has shown",
 }

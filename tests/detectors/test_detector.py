@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from detectors.calibration import SurpriseParams
 from detectors.detector import DetectorParams, RecurrentDetector
 from detectors.evaluation.replay import replay
 from detectors.forecaster import LoadedModel, load_checkpoint, shipped_model_path
@@ -98,12 +99,12 @@ def test_warmup_never_alerts_and_a_spike_does(loaded: LoadedModel) -> None:
     data = streams(4, 400, seed=2)
     spread = data.max(axis=0) - data.min(axis=0)
     data[30] += 5 * spread  # inside warm-up (48): never an alert
-    data[300] += 10 * spread
+    data[300] += 20 * spread
     results = replay(det, [data[:, i : i + 1] for i in range(4)])
     for r in results:
         assert not r.alerts[:48].any()
-        # Errors are asinh-compressed, so a 10-spread spike is ~1e-10 rare, not 1e-12.
-        assert r.scores[300] > 0.75
+        # The stream has shown a 5-spread spike (at 30): one four times larger is news.
+        assert r.scores[300] >= 0.5
         assert r.alerts[300]
         assert r.scores.min() >= 0.0 and r.scores.max() <= 1.0
 
@@ -168,12 +169,6 @@ def test_a_climb_past_every_earlier_value_is_seen_by_the_range_channel(
     assert not off.alerts[1500:].any()
 
 
-def test_more_extra_averages_than_the_state_keeps_are_refused(loaded: LoadedModel) -> None:
-    params = DetectorParams(scoring=ScoringParams(extra_alphas=(1.0, 0.5), extra_decades=(48, 24)))
-    with pytest.raises(ValueError, match="one extra scoring average"):
-        RecurrentDetector(loaded, params)
-
-
 def test_heavy_tailed_iid_streams_stay_quiet_when_their_profile_becomes_ready(
     loaded: LoadedModel,
 ) -> None:
@@ -190,8 +185,11 @@ def test_heavy_tailed_iid_streams_stay_quiet_when_their_profile_becomes_ready(
     spread = rng.uniform(0.4, 0.9, (n, 1))
     log_amount = np.log(35.0) + shape + spread * rng.normal(size=(n, steps))
     ts = [t.astype(np.int64) * 600_000] * n
-    quiet = ScoringParams(decades=1e9, extra_decades=(1e9,))
-    params = DetectorParams(scoring=quiet, novelty=NoveltyParams(enabled=False))
+    params = DetectorParams(
+        scoring=ScoringParams(decades=1e9),
+        surprise=SurpriseParams(expected=1e-100),
+        novelty=NoveltyParams(enabled=False),
+    )
     det = RecurrentDetector(loaded, params)
     normal = replay(det, [np.exp(a)[:, None].astype(np.float32) for a in log_amount], ts=ts)
     assert not any(r.alerts[: 3 * day].any() for r in normal)

@@ -58,29 +58,6 @@ def test_after_a_level_shift_scores_return_below_the_threshold() -> None:
     assert (scores[back + 2000 :] < 0.5).mean() > 0.999
 
 
-def test_channels_are_scored_each_against_their_own_statistics() -> None:
-    """[B, C] statistics: channel c behaves exactly like a one-channel run with alpha c."""
-    rng = np.random.default_rng(4)
-    errors = np.abs(rng.normal(size=(300, 2)))
-    errors[250] = 30.0
-    p = ScoringParams()
-    alphas = np.array([0.25, 1.0], np.float32)
-    decades = np.array([12.0, 36.0])
-    short, mean, var = (np.zeros((2, 2), np.float32) for _ in range(3))
-    singles = [tuple(np.zeros(2, np.float32) for _ in range(3)) for _ in range(2)]
-    for t in range(300):
-        count = np.full(2, t)
-        score, short, mean, var = score_errors(
-            errors[t], count, short, mean, var, p, alphas, decades
-        )
-        for c in range(2):
-            s, m, v = singles[c]
-            one, s, m, v = score_errors(errors[t], count, s, m, v, p, alphas[c], decades[c])
-            singles[c] = (s, m, v)
-            np.testing.assert_allclose(score[:, c], one, atol=1e-6)
-    assert score.shape == (2, 2)
-
-
 def test_range_score_is_half_at_the_margin_and_one_past_margin_plus_scale() -> None:
     p = NoveltyParams(margin=0.05, scale=0.1, ready=10)
     low, high = np.zeros((4, 1), np.float32), np.full((4, 1), 100.0, np.float32)

@@ -49,7 +49,7 @@ def test_header_is_the_fixed_16_bytes_and_record_stays_small() -> None:
     # An LSTM record (hidden + cell state) stays under 1 KiB too.
     assert StateLayout(state_size=128, max_features=4).record_bytes < 1024
     # Layout 5 carries the episode policy's fields; older records are refused by size.
-    assert layout.fresh(1)["layout"][0] == LAYOUT_VERSION == 5
+    assert layout.fresh(1)["layout"][0] == LAYOUT_VERSION == 6
     assert layout.dtype["range_low"].shape == layout.dtype["range_high"].shape == (4,)
     assert layout.record_bytes <= 1024  # a univariate GRU stream's Redis budget
     assert layout.dtype["season"].shape == (24, 4)
