@@ -74,8 +74,11 @@ class SurpriseParams:
     # scale, so it hides nothing on a stream whose model is excellent.
     resolution: float = 1e-3
     # Score 0.5 where the stream's lived history would show this many errors at least as
-    # large: the expected alerts per memory on a stationary stream.
-    expected: float = 0.05
+    # large: the alerts per memory (a week) this channel raises on a stationary stream
+    # whose tail it has measured. Small, because the product's budget is about one false
+    # alert per stream-week for all channels together, and a young stream spends
+    # expected x ln(events per memory / warm-up) more of it in its first week.
+    expected: float = 0.02
     per_decade: float = 0.1  # score per factor of ten rarer (the policy's escalate_by)
     restart_events: float = 64.0  # what the summary weighs right after a model swap
 

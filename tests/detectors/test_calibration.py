@@ -61,7 +61,7 @@ def test_a_heavy_tailed_stream_needs_a_larger_miss_than_a_light_tailed_one() -> 
     heavy = np.abs(rng.standard_t(1.5, size=5000))
     errors = np.stack([light / light.mean(), heavy / heavy.mean()], axis=1)
     _, summary = run(errors)
-    miss = np.array([10.0, 10.0])  # 8 sigma of the Gaussian errors
+    miss = np.array([16.0, 16.0])  # 13 sigma of the Gaussian errors
     scores = surprise_score(miss, summary, P)
     assert scores[0] >= 0.5 > scores[1]
 
