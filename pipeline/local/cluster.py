@@ -13,12 +13,11 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
 import redis
 
 from pipeline.local import services
-from pipeline.local.processes import StackError, stop_child
+from pipeline.local.processes import ChildGroup, StackError
 from pipeline.local.services import HOST, Service, free_port, port_is_free, redis_binary
 
 MASTERS = 3
@@ -53,13 +52,12 @@ def _node_port() -> int:
     raise StackError(f"no free port pair (port, port + 10000) on {HOST}")
 
 
-class LocalCluster:
+class LocalCluster(ChildGroup):
     """Three cluster masters as children of this process; `url` names the cluster."""
 
     def __init__(self) -> None:
-        self._procs: list[subprocess.Popen[bytes]] = []
+        super().__init__()
         self.ports: list[int] = []
-        self._workdir: Path | None = None
 
     @property
     def url(self) -> str:
@@ -122,22 +120,8 @@ class LocalCluster:
         self._procs[index].wait()
 
     def stop(self) -> None:
-        """Idempotent; safe after a failed start."""
-        for proc in reversed(self._procs):
-            stop_child(proc)
-        self._procs.clear()
+        super().stop()
         self.ports.clear()
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
 
     def __enter__(self) -> str:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

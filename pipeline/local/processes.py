@@ -9,11 +9,14 @@ is never signalled.
 from __future__ import annotations
 
 import ctypes
+import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import psutil
@@ -94,6 +97,33 @@ def stop_child(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+class ChildGroup:
+    """Servers started as children of this process in one scratch directory (the local
+    stack, the local Redis Cluster): `stop()` ends them newest first and removes the
+    directory; idempotent and safe after a failed start. A subclass starts the children
+    (appending to `_procs`), and may forget more in `stop`."""
+
+    def __init__(self) -> None:
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._workdir: Path | None = None
+
+    def stop(self) -> None:
+        for proc in reversed(self._procs):
+            stop_child(proc)
+        self._procs.clear()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
 
 
 def die_with_parent() -> Callable[[], None] | None:

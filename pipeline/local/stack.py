@@ -16,15 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import subprocess
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-from pipeline.local.processes import ProcessRecord, StackError, stop_child, terminate
+from pipeline.local.processes import ChildGroup, ProcessRecord, StackError, stop_child, terminate
 from pipeline.local.services import (
     HOST,
     check_port,
@@ -112,16 +110,15 @@ def _info(broker: int, broker_port: int, redis: int, redis_port: int, logs: Path
 # --- in-process stack ----------------------------------------------------------------
 
 
-class LocalStack:
+class LocalStack(ChildGroup):
     """Broker + Redis as children of this process, for tests and `vigil demo`.
 
     Data is in memory only and the scratch directory is removed on stop().
     """
 
     def __init__(self, kafka_port: int | None = None, redis_port: int | None = None) -> None:
+        super().__init__()
         self._ports = (kafka_port, redis_port)
-        self._procs: list[subprocess.Popen[bytes]] = []
-        self._workdir: Path | None = None
         self._info: StackInfo | None = None
 
     @property
@@ -152,25 +149,11 @@ class LocalStack:
         return self._info
 
     def stop(self) -> None:
-        """Idempotent; safe after a failed start."""
-        for proc in reversed(self._procs):
-            stop_child(proc)
-        self._procs.clear()
+        super().stop()
         self._info = None
-        if self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-            self._workdir = None
 
     def __enter__(self) -> StackInfo:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 # --- detached stack for `vigil stack up|status|down` ---------------------------------

@@ -107,7 +107,18 @@ class Columns:
 # --- the simulated calendar ------------------------------------------------------------
 
 
-def check_sizes(n_streams: int, what: str, steps: int, step_ms: int, seed: int) -> None:
+def slot_grid(
+    n_streams: int, what: str, steps: int, seed: int, salt: int, start_ms: int, step_ms: int
+) -> tuple[np.random.Generator, tuple[int, int], IntArray]:
+    """What every generator starts from, after checking its sizes: its random generator
+    (seeded by `seed` and the generator's own `salt`, so sources differ for one seed), the
+    (streams, steps) shape and the time of every slot."""
+    _check_sizes(n_streams, what, steps, step_ms, seed)
+    slot_ms = start_ms + np.arange(steps, dtype=np.int64) * step_ms
+    return np.random.default_rng([seed, salt]), (n_streams, steps), slot_ms
+
+
+def _check_sizes(n_streams: int, what: str, steps: int, step_ms: int, seed: int) -> None:
     if seed < 0:
         raise DemoDataError(f"seed must be a non-negative integer (got {seed})")
     if n_streams < 1:

@@ -18,10 +18,10 @@ from pipeline.local.demo_data.columns import (
     Columns,
     FloatArray,
     InjectedAnomaly,
-    check_sizes,
     daytime,
     late_start,
     pick_streams,
+    slot_grid,
     window,
 )
 
@@ -50,10 +50,7 @@ def sensor_columns(
     start_ms: int = DEMO_START_MS,
     step_ms: int = DEFAULT_STEP_MS,
 ) -> tuple[Columns, list[InjectedAnomaly]]:
-    check_sizes(n_pumps, "pumps", steps, step_ms, seed)
-    rng = np.random.default_rng([seed, 2])
-    shape = (n_pumps, steps)
-    slot_ms = start_ms + np.arange(steps, dtype=np.int64) * step_ms
+    rng, shape, slot_ms = slot_grid(n_pumps, "pumps", steps, seed, 2, start_ms, step_ms)
     progress = np.arange(steps) / (steps - 1)
 
     # A shared latent load drives all three features, which makes them correlated.

@@ -18,10 +18,10 @@ from pipeline.local.demo_data.columns import (
     DEMO_START_MS,
     Columns,
     InjectedAnomaly,
-    check_sizes,
     daytime,
     late_start,
     pick_streams,
+    slot_grid,
     window,
 )
 from pipeline.local.demo_data.columns import weekend as is_weekend
@@ -86,10 +86,7 @@ def transaction_columns(
     start_ms: int = DEMO_START_MS,
     step_ms: int = DEFAULT_STEP_MS,
 ) -> tuple[Columns, list[InjectedAnomaly]]:
-    check_sizes(n_accounts, "accounts", steps, step_ms, seed)
-    rng = np.random.default_rng([seed, 1])
-    shape = (n_accounts, steps)
-    slot_ms = start_ms + np.arange(steps, dtype=np.int64) * step_ms
+    rng, shape, slot_ms = slot_grid(n_accounts, "accounts", steps, seed, 1, start_ms, step_ms)
     day = daytime(slot_ms)
     weekend = is_weekend(slot_ms)
 
