@@ -75,21 +75,28 @@ def decode_loaded(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(states, known, how many were unreadable) of loaded blobs (reset markers become
     fresh states, `pipeline.worker.resets`): a state that cannot be decoded starts its
-    stream afresh, alone (decoded one by one), rather than failing the batch."""
+    stream afresh, alone (decoded one by one), rather than failing the batch. One log
+    line per batch, not per stream: after an upgrade that changes the state layout every
+    stored state is unreadable, and a line each would flood the log."""
     try:
         states, known = decode_states(layout, blobs)
         return states, known, 0
     except StateFormatError:
         good: list[bytes | None] = []
+        first: tuple[str, StateFormatError] | None = None
         for sid, blob in zip(stream_ids, blobs, strict=True):
             try:
                 decode_states(layout, [blob])
                 good.append(blob)
             except StateFormatError as exc:
-                log.error("unreadable state for stream %r (%s); starting it afresh", sid, exc)
+                first = first or (sid, exc)
                 good.append(None)
         states, known = decode_states(layout, good)
-        return states, known, good.count(None) - blobs.count(None)
+        unreadable = good.count(None) - blobs.count(None)
+        if first is not None:
+            log.error("%d unreadable stored states started afresh (first: stream %r, %s)",
+                      unreadable, first[0], first[1])  # fmt: skip
+        return states, known, unreadable
 
 
 def next_offsets(batch: RecordBatch) -> dict[tuple[str, int], int]:
