@@ -8,7 +8,10 @@ one place and lets a test build a loop without a whole configuration.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,6 @@ class LoopConfig:
     worker_stall_seconds: float  # read by the health port
 
     @classmethod
-    def of(cls, settings: Any) -> LoopConfig:
+    def of(cls, settings: Settings) -> LoopConfig:
         """The loop's fields of a `pipeline.settings.Settings` (same names)."""
         return cls(**{f.name: getattr(settings, f.name) for f in fields(cls)})
