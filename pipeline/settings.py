@@ -231,8 +231,9 @@ class Settings(BaseSettings):
     worker_stall_seconds: float = Field(
         default=300.0,
         ge=0,
-        description="/healthz fails once a rebalance has not completed for this long (a "
-        "group that cannot settle makes no progress); 0 = off",
+        description="/healthz fails once the worker has processed no batch and the group "
+        "has not settled for this long (a rebalance that never completes, or one after "
+        "another); 0 = off",
     )
 
     # --- Trainer -----------------------------------------------------------------

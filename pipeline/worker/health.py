@@ -8,9 +8,12 @@ read: `turned_at` and `store_down`).
 
 - /healthz (liveness): 503 once the loop has not turned for `STALL_SECONDS`: a poll or a
   batch that hangs. Retrying while Redis is down counts as turning: a restart would not
-  bring Redis back. Also 503 once the worker has been in a rebalance (partitions revoked,
-  or never assigned since start) for `worker_stall_seconds`: a group that cannot settle
-  makes no progress, and a restarted member often lets it.
+  bring Redis back. Also 503 once the worker has made no progress for
+  `worker_stall_seconds`: no batch, and no empty poll with the group settled (a rebalance
+  that never completes, a group that rebalances over and over as in issue 17's storms,
+  or never assigned since start); a restarted member often lets the group settle. Not
+  while Redis is down (as above). Lag is not used: a broker that reports wrong end
+  offsets (the development broker does) would make a healthy idle worker look stuck.
 - /readyz (readiness): 200 once the loop has polled, unless Redis is failing or the
   worker is stopping. It does not wait for partitions: a worker beyond the partition
   count is idle by design and must not hold up a rollout.
@@ -121,9 +124,10 @@ def health(worker: Worker, now: float | None = None) -> tuple[int, dict[str, Any
     idle = now - worker.turned_at
     if idle > STALL_SECONDS:
         return 503, {"status": "stalled", "seconds_since_loop_turned": round(idle, 1)}
-    limit, since = worker.config.worker_stall_seconds, worker.rebalancing_since
-    if limit and since is not None and now - since > limit:
-        return 503, {"status": "no_progress", "seconds_rebalancing": round(now - since, 1)}
+    limit, quiet = worker.config.worker_stall_seconds, now - worker.progress_at
+    if limit and quiet > limit and not worker.store_down:
+        return 503, {"status": "no_progress", "seconds_without_progress": round(quiet, 1),
+                     "rebalancing": worker.rebalancing_since is not None}  # fmt: skip
     return 200, {"status": "ok"}
 
 

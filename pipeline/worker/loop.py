@@ -107,6 +107,11 @@ class Worker:
         self.turned_at: float | None = None
         self.store_down = self.restoring = False
         self.rebalancing_since: float | None = time.monotonic()  # until the first assignment
+        # When the loop last made progress: a batch, or an empty poll with the group
+        # settled (no rebalance under way, none in that poll). A group that rebalances
+        # over and over never settles, although each rebalance completes (health.py).
+        self.progress_at = time.monotonic()
+        self._rebalanced = False
         self._peaks: dict[tuple[int, str], float] = {}  # until the checkpoint saves them
         self.checkpoint = Checkpoint(detector.layout, config.history_length)
         self.budget = BatchBudget(config.batch_budget_ms, config.max_poll_records)
@@ -132,8 +137,9 @@ class Worker:
         last_data = time.monotonic()
         try:
             while not self._stop.is_set():
+                self._rebalanced = False
                 records = self.source.poll(self.config.poll_timeout_ms, self.budget.limit())
-                self.turned_at = time.monotonic()
+                self.turned(len(records))
                 if len(records) or not self.ready.is_set():
                     # Idle time counts only once the group has given us partitions.
                     last_data = time.monotonic()
@@ -142,6 +148,7 @@ class Worker:
                 if len(records):
                     began = time.perf_counter()
                     self.process_with_retry(records)
+                    self.progress_at = time.monotonic()  # also after a long Redis outage
                     self.budget.observe(len(records), time.perf_counter() - began)
                     if self._checkpoint_due():
                         self.save_checkpoint()
@@ -171,11 +178,20 @@ class Worker:
         age_ms = (time.monotonic() - cp.opened) * 1000.0
         return age_ms >= s.commit_interval_ms or len(cp) >= s.max_cached_streams
 
+    def turned(self, n_records: int) -> None:
+        """After each poll: the loop turned; it made progress if it got records, or if
+        the group is settled (see `progress_at`)."""
+        self.turned_at = time.monotonic()
+        if n_records or (not self._rebalanced and self.rebalancing_since is None):
+            self.progress_at = self.turned_at
+
     def _assigned(self, partitions: set[tuple[str, int]]) -> None:
         self.rebalancing_since = None
+        self._rebalanced = True
 
     def _revoked(self, partitions: set[tuple[str, int]]) -> None:
         self.rebalancing_since = self.rebalancing_since or time.monotonic()
+        self._rebalanced = True
         if self.checkpoint.batches:
             log.info("partitions %s revoked: saving and committing first", sorted(partitions))
             self.save_checkpoint()

@@ -125,14 +125,50 @@ def test_a_rebalance_that_never_completes_fails_liveness(
     worker.source.poll(0, 1)  # the join completes
     assert worker.rebalancing_since is None and worker.source.assignment()
     worker._revoked(set())  # what the client calls when the next rebalance starts
-    since = worker.rebalancing_since
-    assert since is not None
-    worker.turned_at = since + 61  # its loop still turns: polls that bring nothing
+    worker.turned(0)  # its loop still turns: polls that bring nothing
+    since = worker.progress_at
     assert health(worker, now=since + 59)[0] == 200
     code, body = health(worker, now=since + 61)
-    assert code == 503 and body["status"] == "no_progress"
-    worker._assigned(worker.source.assignment())  # the client: the rebalance completed
+    assert code == 503 and body["status"] == "no_progress" and body["rebalancing"]
+    worker.store_down = True  # a Redis outage is not the worker's to fix by a restart
     assert health(worker, now=since + 61)[0] == 200
+    worker.store_down = False
+    worker._assigned(worker.source.assignment())  # the client: the rebalance completed
+    worker._rebalanced = False  # the next poll brings no rebalance: the group is settled
+    worker.turned(0)
+    assert health(worker, now=worker.progress_at + 1)[0] == 200
+
+
+def test_a_group_that_rebalances_over_and_over_fails_liveness(
+    stack: StackInfo, topic_names: Any
+) -> None:
+    """Issue 17's storm stall: every rebalance completes, but another follows at once and
+    no batch is ever processed. Each poll that brings a rebalance is no progress; an idle
+    worker in a settled group stays live however long it waits for data."""
+    s = test_settings(stack, topic_names, worker_stall_seconds=60)
+    broker = MemoryBroker()
+    worker = memory_worker(s, broker)
+    worker._rebalanced = False
+    worker.source.poll(0, 1)  # joins: a rebalance in this poll
+    worker.turned(0)
+    start = worker.progress_at
+
+    def poll() -> None:
+        worker._rebalanced = False
+        worker.source.poll(0, 1)
+        worker.turned(0)
+
+    for _ in range(3):  # before each of the worker's polls a member joins or leaves
+        other = broker.source([s.events_topic], s.group_id)
+        other.poll(0, 1)
+        poll()  # gives partitions to the newcomer
+        other.close()
+        poll()  # takes them back
+    assert worker.progress_at == start  # no batch, never settled
+    assert health(worker, now=start + 61)[1]["status"] == "no_progress"
+    poll()  # the group settles: an empty poll, no rebalance
+    assert worker.progress_at > start
+    assert health(worker, now=worker.progress_at + 59)[0] == 200
 
 
 def test_port_zero_serves_nothing(stack: StackInfo, topic_names: Any) -> None:
