@@ -27,6 +27,7 @@ from pathlib import Path
 from rich.console import Console
 
 from detectors.evaluation.comparison import fold_summary, leave_one_category_out
+from detectors.evaluation.nab_sample import SAMPLE_DIR
 from detectors.evaluation.nab_scoring import PROFILES
 from detectors.evaluation.suite_matrix import verdict
 from pipeline.evaluation.backtest import find_files, run_files
@@ -189,6 +190,11 @@ def run_report(settings: Settings, args: argparse.Namespace) -> int:
     """The `vigil report` command: run what was asked, write the markdown, print where."""
     from pipeline.evaluation.retrain import parse_duration
 
+    if not (args.nab or args.mgab or args.suite_size):
+        raise ValueError(
+            "nothing to report: give --nab DIR (e.g. the shipped NAB sample, "
+            f"{SAMPLE_DIR}), --mgab DIR or --suite-size small|full"
+        )
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     sections = []

@@ -132,3 +132,14 @@ def test_report_writes_the_event_wise_tables_and_the_bar(mg_data: Path, tmp_path
     assert f"{mg_data.name}: windows found with the loop | " in bar
     assert "precision >= 0.8 |" in bar
     assert (work / "mgab-retrain" / "retrain.json").exists()
+
+
+def test_report_with_nothing_to_score_is_one_line_not_an_empty_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "report.md"
+    assert main(["report", "--out", str(out), "--work", str(tmp_path / "work")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("vigil: nothing to report: give --nab DIR") and "\n" not in err
+    assert "nab_sample" in err  # points a plain clone at the data it ships
+    assert not out.exists()
