@@ -7,7 +7,9 @@ Three uses:
   ``--compare BEFORE AFTER`` (two score folders) adds where the difference comes from;
 - ``--event-wise [--warmup 256]``: MGAB's event-wise figures instead of the NAB score;
 - ``--suite synthetic [--size small|full]``: generate, back-test and score the synthetic
-  anomaly suite, and print its matrix.
+  anomaly suite, and print its matrix;
+- ``--suite machines [--size small|full]``: the same for the multivariate machines, with
+  events found and the point-wise figures per anomaly kind.
 """
 
 from __future__ import annotations
@@ -47,7 +49,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="MGAB's event-wise scoring at the alert threshold instead of NAB's",
     )
     p.add_argument("--warmup", type=int, default=256, help="rows ignored with --event-wise")
-    p.add_argument("--suite", choices=["synthetic"], help="run the synthetic anomaly suite")
+    p.add_argument(
+        "--suite",
+        choices=["synthetic", "machines"],
+        help="run the synthetic anomaly suite, or the multivariate machines",
+    )
     p.add_argument("--size", choices=["small", "full"], default="small", help="suite size")
     p.add_argument("--detector", default="vigil", help="with --suite: vigil or a baseline")
     p.add_argument("--work", help="with --suite: keep the generated data and scores here")
@@ -93,6 +99,13 @@ def run_nab(args: argparse.Namespace, console: Console) -> int:
 def run_evaluate_command(args: argparse.Namespace, settings: Settings, console: Console) -> int:
     if args.suite is None:
         return run_nab(args, console)
+    if args.suite == "machines":
+        from pipeline.evaluation.machines import run_machines_command
+
+        work = Path(args.work) if args.work else None
+        if work is not None:
+            work.mkdir(parents=True, exist_ok=True)
+        return run_machines_command(settings, args.size, work, args.detector, args.jobs, console)
     from pipeline.evaluation.suite import run_suite_command
 
     if args.work:

@@ -31,7 +31,6 @@ from detectors.evaluation.suite_matrix import (
 from detectors.evaluation.synthetic_suite import (
     NORMAL,
     Case,
-    SuiteSeries,
     generate_case,
     suite_cases,
 )
@@ -43,20 +42,23 @@ def _iso(ms: int) -> str:
     return str(np.datetime64(int(ms), "ms"))
 
 
-def write_dataset(series: Sequence[SuiteSeries], root: Path) -> None:
-    """The suite as a NAB-layout corpus: one CSV per case and ``windows.json``."""
+def write_dataset(
+    series: Sequence[tuple[str, np.ndarray, np.ndarray, Sequence[tuple[int, int]]]], root: Path
+) -> None:
+    """Generated streams as a NAB-layout corpus: one CSV per (file, ts_ms, values [T, F],
+    windows) and ``windows.json``; the suites and the machine suite write the same way."""
     windows: dict[str, list[list[str]]] = {}
-    for s in series:
-        path = root / s.case.file
+    for file, ts_ms, values, spans in series:
+        path = root / file
         path.parent.mkdir(parents=True, exist_ok=True)
-        names = ["value"] + [f"value_{k + 1}" for k in range(1, s.values.shape[1])]
-        stamps = s.ts_ms.astype("datetime64[ms]").astype("datetime64[s]").astype(str)
+        names = ["value"] + [f"value_{k + 1}" for k in range(1, values.shape[1])]
+        stamps = ts_ms.astype("datetime64[ms]").astype("datetime64[s]").astype(str)
         with path.open("w", newline="") as fh:
             writer = csv.writer(fh)
             writer.writerow(["timestamp", *names])
-            for stamp, row in zip(stamps, s.values.tolist(), strict=True):
+            for stamp, row in zip(stamps, values.tolist(), strict=True):
                 writer.writerow([stamp, *(f"{v:.6g}" for v in row)])
-        windows[s.case.file] = [[_iso(a), _iso(b)] for a, b in s.windows]
+        windows[file] = [[_iso(a), _iso(b)] for a, b in spans]
     (root / "windows.json").write_text(json.dumps(windows, indent=1, sort_keys=True))
 
 
@@ -78,7 +80,7 @@ def run_suite(
     started = time.perf_counter()
     series = [generate_case(c) for c in suite_cases(size, seed)]
     if not (reuse and any((work / "scores").rglob(f"{detector}_*.csv"))):
-        write_dataset(series, work / "data")
+        write_dataset([(s.case.file, s.ts_ms, s.values, s.windows) for s in series], work / "data")
         files = [f for f in find_files([work / "data"]) if f.path.suffix == ".csv"]
         run_files(settings, files, work / "scores", fmt="nab", detector=detector, jobs=jobs)
     found = read_scores_dir(work / "scores", [s.case.file for s in series])[detector]
