@@ -17,7 +17,6 @@ written as ``null`` and read back as NaN, so publishing never fails on it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import operator
@@ -32,6 +31,7 @@ from pipeline.contracts.episodes import (
     AlertState,
     Episode,
     Reason,
+    digest,
     resolve_id,
 )
 from pipeline.contracts.events import Event
@@ -41,12 +41,9 @@ _ID_SCHEME = "vigil.alert.v1"
 
 
 def alert_id(stream: str, ts_ms: int) -> str:
-    """32 hex characters of sha256 over a canonical, unambiguous encoding of the event.
-
-    JSON with ASCII escapes keeps ("a1", 23) and ("a", 123) apart and accepts any string.
-    """
-    canonical = json.dumps([_ID_SCHEME, stream, operator.index(ts_ms)], separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
+    """32 hex characters of sha256 over a canonical, unambiguous encoding of the event
+    (`pipeline.contracts.episodes.digest`)."""
+    return digest(_ID_SCHEME, stream, ts_ms)
 
 
 def iso_utc(ts_ms: int) -> str:

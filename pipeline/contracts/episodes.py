@@ -16,10 +16,10 @@ webhook and Alertmanager all say the same thing.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import operator
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as quote
 from typing import Any, Literal
 
 _EPISODE_SCHEME = "vigil.episode.v1"
@@ -38,19 +38,26 @@ SOURCE_WORDS = {
 }
 
 
-def _digest(scheme: str, stream: str, ts_ms: int) -> str:
-    canonical = json.dumps([scheme, stream, operator.index(ts_ms)], separators=(",", ":"))
+def digest(scheme: str, stream: str, ts_ms: int) -> str:
+    """32 hex characters of sha256 over the compact JSON of ``[scheme, stream, ts_ms]``.
+
+    JSON with ASCII escapes keeps ("a1", 23) and ("a", 123) apart and accepts any string.
+    The text is put together from the json module's own string escaper rather than by
+    `json.dumps` (the same bytes; several alerts per round each need one or two ids).
+    """
+    number = operator.index(ts_ms)
+    canonical = f"[{quote(scheme)},{quote(stream)},{number}]"
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
 
 
 def episode_id(stream: str, start_ms: int) -> str:
     """32 hex characters naming the episode of `stream` that opened at `start_ms`."""
-    return _digest(_EPISODE_SCHEME, stream, start_ms)
+    return digest(_EPISODE_SCHEME, stream, start_ms)
 
 
 def resolve_id(stream: str, start_ms: int) -> str:
     """The alert id of an episode's resolve: one per episode, whatever event carried it."""
-    return _digest(_RESOLVE_SCHEME, stream, start_ms)
+    return digest(_RESOLVE_SCHEME, stream, start_ms)
 
 
 @dataclass(slots=True)

@@ -81,6 +81,7 @@ def validate_stream(stream: str) -> str:
     return stream
 
 
+@functools.lru_cache(maxsize=64)
 def validate_prefix(prefix: str) -> str:
     """A prefix must not contain braces (it would move the hash tag) or whitespace."""
     if not isinstance(prefix, str) or not prefix or len(prefix) > 100:

@@ -100,12 +100,20 @@ def decode_loaded(
 
 
 def next_offsets(batch: RecordBatch) -> dict[tuple[str, int], int]:
-    """Per partition, the offset after the batch's last record: what gets committed."""
+    """Per partition, the offset after the batch's last record: what gets committed.
+    (A batch comes from one topic but for a routed event's: numpy per topic.)"""
     offsets: dict[tuple[str, int], int] = {}
-    for topic, partition, offset in zip(batch.topics, batch.partitions, batch.offsets, strict=True):
-        key = (topic, partition)
-        if offset >= offsets.get(key, 0):
-            offsets[key] = offset + 1
+    topics = set(batch.topics)
+    for topic in topics:
+        partitions = np.asarray(batch.partitions, dtype=np.int64)
+        offs = np.asarray(batch.offsets, dtype=np.int64)
+        if len(topics) > 1:
+            mine = np.array([t == topic for t in batch.topics], dtype=bool)
+            partitions, offs = partitions[mine], offs[mine]
+        order = np.lexsort((offs, partitions))  # by partition, then offset: last is largest
+        last = np.flatnonzero(np.diff(partitions[order], append=-1) != 0)
+        for p, o in zip(partitions[order][last].tolist(), offs[order][last].tolist(), strict=True):
+            offsets[(topic, p)] = o + 1
     return offsets
 
 

@@ -46,7 +46,7 @@ from pipeline.kafka.base import EventSource, RecordBatch, RecordSink
 from pipeline.sinks.sender import SinkSender
 from pipeline.state.base import BatchView, StateLost, StateStore, StoreUnavailable
 from pipeline.state.peaks import merge_peaks
-from pipeline.worker.alerting import alerts_of_event
+from pipeline.worker.alerting import alerts_of_round
 from pipeline.worker.batch import (
     BatchColumns,
     BatchOutcome,
@@ -406,11 +406,15 @@ class Worker:
         self.stats.rewarmed += int(out.rewarmed.sum())
         view.add(events, out)
 
-        before = st[good]
-        detector = f"{self.detector.name}/{self.detector.loaded.config.kind}"
-        for row in np.flatnonzero(out.action != NONE).tolist():
-            j = int(events[row])
-            r = decoded.rows[j]
-            event = decoded.event(j, batch.partitions[r], batch.offsets[r], batch.topics[r])
-            alerts += alerts_of_event(event, out, row, before[row], self.detector.version, detector)
+        acting = np.flatnonzero(out.action != NONE)
+        if len(acting):
+            detector = f"{self.detector.name}/{self.detector.loaded.config.kind}"
+            picked = [decoded.rows[j] for j in events[acting].tolist()]
+            found = [
+                decoded.event(j, batch.partitions[r], batch.offsets[r], batch.topics[r])
+                for j, r in zip(events[acting].tolist(), picked, strict=True)
+            ]
+            before = st[good[acting]]
+            alerts += alerts_of_round(found, out, acting.tolist(), before, self.detector.version,
+                                      detector)  # fmt: skip
         return sidx[good]
