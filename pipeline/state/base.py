@@ -18,7 +18,7 @@ from __future__ import annotations
 import functools
 import struct
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -196,6 +196,24 @@ class BatchView:
     history_length: int = 100
     # ("=name", value) sets, ("^name", value) sets if larger, the rest increment
     metrics: Sequence[tuple[str, float | str]] = ()
+
+
+def split_save(
+    items: Sequence[tuple[str, bytes]], view: BatchView | None, size: int
+) -> Iterator[tuple[Sequence[tuple[str, bytes]], BatchView | None]]:
+    """A save as parts of at most `size` items, each with its share of the view; the
+    view's alerts and counters go with the last part (one part if there are no items)."""
+    for start in range(0, max(len(items), 1), size):
+        end = start + size
+        part = view
+        if view is not None:
+            last = end >= len(items)
+            part = BatchView(
+                view.history[start:end], view.scores[start:end],
+                view.alerts if last else (), view.history_length,
+                view.metrics if last else (),
+            )  # fmt: skip
+        yield items[start:end], part
 
 
 class StateStore(Protocol):

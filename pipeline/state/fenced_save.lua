@@ -19,7 +19,9 @@
 --
 -- Only the stored header is read (GETRANGE): fetching every old state whole would move
 -- another copy of them through the script; the whole value is read only on an offset tie,
--- where an identical rewrite (a retried save that had landed) must still be accepted.
+-- where an identical rewrite (a retried save that had landed) must still be accepted. Its
+-- history points were appended by the save that landed, so they are not appended again
+-- (a save is sent in several calls, and a retry after a failed one repeats the others).
 -- The score index is updated 500 members per ZADD: one call per stream cost more than the
 -- state write itself (measured with INFO commandstats at 10,000 streams).
 local n = tonumber(ARGV[1])
@@ -43,6 +45,7 @@ for i = 1, n do
   local new = ARGV[5 + i]
   local old = redis.call('GETRANGE', key, 0, 15)
   local write = true
+  local again = false
   if #old >= 16 and string.sub(old, 1, 2) == 'VG' then
     local old_partition = struct.unpack('<i4', old, 5)
     local new_partition = struct.unpack('<i4', new, 5)
@@ -52,13 +55,16 @@ for i = 1, n do
       write = old_offset < new_offset
       if old_offset == new_offset then
         write = redis.call('GET', key) == new
+        again = write
       end
     end
   end
   if write then
-    redis.call('SET', key, new)
+    if not again then
+      redis.call('SET', key, new)
+    end
     if view then
-      if hlen > 0 then
+      if hlen > 0 and not again then
         local add = ARGV[5 + n + i]
         if #add > 0 then
           -- same rule as pipeline.contracts.history.append_points

@@ -15,7 +15,14 @@ import redis
 
 from pipeline.errors import UserError
 from pipeline.settings import Settings
-from pipeline.state.base import BatchView, StoreUnavailable, generations_key, state_key
+from pipeline.state.base import (
+    BatchView,
+    StateLost,
+    StoreUnavailable,
+    generations_key,
+    split_save,
+    state_key,
+)
 from pipeline.state.cluster import ClusterStateStore, connect_cluster, is_cluster_url
 from pipeline.state.redis_base import (
     FENCED_SAVE,
@@ -26,6 +33,9 @@ from pipeline.state.redis_base import (
     client_options,
     fenced_save_call,
 )
+
+SAVE_CHUNK = 1000
+"""States per fenced Lua call (`RedisStateStore.save`)."""
 
 
 class RedisStateStore(RedisKeyspace):
@@ -48,8 +58,27 @@ class RedisStateStore(RedisKeyspace):
         return found
 
     def save(self, items: Sequence[tuple[str, bytes]], view: BatchView | None = None) -> list[bool]:
+        """Fenced writes of `items` with the API's `view`, in calls of at most `SAVE_CHUNK`
+        states (the view's alerts and counters go with the last). Redis runs a script and
+        nothing else meanwhile: one call for a whole checkpoint of 10,000 states would
+        hold up every other request of the worker (its reset notices, its loads) and of
+        the API for as long. Each call is atomic and fenced on its own; a crash between
+        them is one more case of a checkpoint saved but not committed (replayed)."""
         if not items and (view is None or not (view.alerts or view.metrics)):
             return []
+        written: list[bool] = []
+        lost: StateLost | None = None
+        for part, part_view in split_save(items, view, SAVE_CHUNK):
+            try:
+                written += self._save_chunk(part, part_view)
+            except StateLost as exc:  # what follows is saved too, then the caller restores
+                lost = lost or exc
+                written += exc.written or []
+        if lost is not None:
+            raise StateLost(lost.seen, lost.found, written)
+        return written
+
+    def _save_chunk(self, items: Sequence[tuple[str, bytes]], view: BatchView | None) -> list[bool]:
         keys, args = fenced_save_call(self.prefix, items, view, client=self.generation.client)
         reply = self._call(lambda: self._fenced_set(keys, args))
         results = [True] * len(items)

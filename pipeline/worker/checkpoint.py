@@ -113,27 +113,27 @@ class Checkpoint:
         rows = self.rows
         return np.array([rows[s] for s in streams], dtype=np.int64)
 
-    def drop(self, streams: list[str]) -> None:
-        """Stop holding these streams (their next event reloads them from the store)."""
-        keep = np.ones(len(self.rows), dtype=bool)
-        keep[self.rows_of([s for s in streams if s in self.rows])] = False
-        self._keep(keep)
-
     def drop_partitions(self, partitions: set[int]) -> None:
         """Stop holding the streams of revoked partitions (after their last save)."""
         n = len(self.rows)
         self._keep(~np.isin(self.partition[:n], list(partitions)))
 
-    def evict(self, keep: int) -> int:
-        """Hold at most `keep` states: drop the least recently used clean ones. Returns
-        how many were dropped (dirty states are never dropped: they are not saved yet)."""
+    def evict(self, keep: int, busy: np.ndarray | None = None, refused: Sequence[str] = ()) -> int:
+        """Stop holding the `refused` streams (their save was refused: another worker
+        holds a newer state), then hold at most `keep` states, dropping the least
+        recently used. Never a dirty state (not saved yet) nor one in `busy` (a mask of
+        rows whose save is under way): the next touch would re-read an older copy.
+        Returns how many were dropped; the next event of a dropped stream reloads it."""
         n = len(self.rows)
-        if n <= keep:
-            return 0
-        order = np.argsort(self.used[:n], kind="stable")
-        clean = order[~self.dirty[order]]
+        protected = self.dirty[:n] if busy is None else self.dirty[:n] | busy
         kept = np.ones(n, dtype=bool)
-        kept[clean[: n - keep]] = False
+        gone = self.rows_of([s for s in refused if s in self.rows])
+        kept[gone] = protected[gone]
+        excess = int(kept.sum()) - keep
+        if excess > 0:
+            order = np.argsort(self.used[:n], kind="stable")
+            free = order[kept[order] & ~protected[order]]
+            kept[free[:excess]] = False
         self._keep(kept)
         return n - len(self.rows)
 

@@ -20,9 +20,11 @@ makes "nothing lost, nothing applied twice" hold whenever a worker is killed:
 Steps 5 and 6 run once per checkpoint (`pipeline.worker.checkpoint`): every
 `commit_interval_ms`, when the worker goes idle or stops, and before the group takes
 partitions away. States stay held between checkpoints. Steps 0-4 stay per batch, so
-alerts are not delayed by it. A crash before 5 replays the interval (alerts are re-sent
-with the same deterministic ids); between 5 and 6 too, but the states already record
-those offsets. Redis being unreachable pauses the loop before 6.
+alerts are not delayed by it; step 5 runs on a background thread while the next batches
+go on, and step 6 follows once it is done (`pipeline.worker.saving`). A crash before 5
+replays the interval (alerts are re-sent with the same deterministic ids); between 5 and
+6 too, but the states already record those offsets. Redis being unreachable pauses the
+loop before 6.
 """
 
 from __future__ import annotations
@@ -32,21 +34,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import TypeVar
 
 import numpy as np
 
 from detectors.detector import RecurrentDetector
-from detectors.policy import NONE
 from pipeline.contracts.alerts import Alert
-from pipeline.contracts.columns import DecodedBatch
-from pipeline.contracts.deadletter import reject
 from pipeline.contracts.mapping import BatchDecoder
 from pipeline.kafka.base import EventSource, RecordBatch, RecordSink
 from pipeline.sinks.sender import SinkSender
-from pipeline.state.base import BatchView, StateLost, StateStore, StoreUnavailable
+from pipeline.state.base import BatchView, StateLost, StateStore, StoreUnavailable, split_save
 from pipeline.state.peaks import merge_peaks
-from pipeline.worker.alerting import alerts_of_round
 from pipeline.worker.batch import (
     BatchColumns,
     BatchOutcome,
@@ -61,10 +60,11 @@ from pipeline.worker.budget import BatchBudget
 from pipeline.worker.checkpoint import Checkpoint
 from pipeline.worker.config import LoopConfig
 from pipeline.worker.model_watch import ModelWatcher
-from pipeline.worker.ordering import judge_round
 from pipeline.worker.progress import ProgressLog
-from pipeline.worker.resets import ResetWatcher, take_resets
+from pipeline.worker.resets import RESETS_EVERY_S, ResetWatcher, take_resets
 from pipeline.worker.restore import StateGuard
+from pipeline.worker.rounds import BatchRounds, apply_round
+from pipeline.worker.saving import SAVE_PART, SaveInFlight, Snapshot, take_snapshot
 from pipeline.worker.stats import WorkerStats, batch_metrics
 
 log = logging.getLogger(__name__)
@@ -115,10 +115,11 @@ class Worker:
         self._peaks: dict[tuple[int, str], float] = {}  # until the checkpoint saves them
         self.checkpoint = Checkpoint(detector.layout, config.history_length)
         self.budget = BatchBudget(config.batch_budget_ms, config.max_poll_records)
-        self._horizon_ms = 0  # the latest event time accepted, set per batch
         self._decode = decode  # the contract's fast path unless the topic is mapped
         self.progress = ProgressLog(config.progress_log_seconds)
         self.guard = guard
+        self._saving = SaveInFlight()  # the checkpoint being written, if any
+        self._refused: list[str] = []  # streams whose last save was refused
         # Save and commit before partitions move to another worker (called inside poll).
         source.on_revoke(self._revoked)
         source.on_assign(self._assigned)
@@ -145,15 +146,16 @@ class Worker:
                     last_data = time.monotonic()
                     if self.source.assignment():
                         self.ready.set()
+                self._collect(block=False)  # a finished save: commit its offsets
                 if len(records):
                     began = time.perf_counter()
                     self.process_with_retry(records)
                     self.progress_at = time.monotonic()  # also after a long Redis outage
                     self.budget.observe(len(records), time.perf_counter() - began)
                     if self._checkpoint_due():
-                        self.save_checkpoint()
+                        self.save_checkpoint(wait=False)
                 else:
-                    self.save_checkpoint()  # idle: nothing waits in memory
+                    self.save_checkpoint(wait=False)  # idle: nothing waits in memory
                     self._probe()
                     if idle_exit_s is not None and time.monotonic() - last_data > idle_exit_s:
                         break
@@ -162,11 +164,13 @@ class Worker:
                 self.progress.tick(self.stats)
             self.save_checkpoint()
         finally:
-            if self.checkpoint.batches:  # leaving on an error: the batches taken in are whole
-                try:
+            if self.checkpoint.batches or self._saving:  # leaving on an error: the batches
+                try:  # taken in are whole
                     self.save_checkpoint()
                 except Exception as exc:
                     log.warning("could not save the last checkpoint (%s); it is replayed", exc)
+            self._saving.close()
+            self.guard.close()
             self.source.close()
             self.sink.close()
             for sender in self.senders:
@@ -192,7 +196,7 @@ class Worker:
     def _revoked(self, partitions: set[tuple[str, int]]) -> None:
         self.rebalancing_since = self.rebalancing_since or time.monotonic()
         self._rebalanced = True
-        if self.checkpoint.batches:
+        if self.checkpoint.batches or self._saving:
             log.info("partitions %s revoked: saving and committing first", sorted(partitions))
             self.save_checkpoint()
         # Another member may own them next and write their states: stop holding them.
@@ -200,50 +204,70 @@ class Worker:
         self.checkpoint.drop_partitions(mine)
         self.guard.revoked(mine)
 
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, wait: bool = True) -> None:
         """5. save every state changed since the last checkpoint, with the API's view and
-        the counters (one round trip); 6. commit the interval's offsets. States stay held."""
+        the counters (one round trip); 6. commit the interval's offsets. States stay held.
+        The save runs on a background thread (`pipeline.worker.saving`) while the loop goes
+        on; the commit follows when it is done, or now with `wait`."""
         cp = self.checkpoint
-        if not cp.batches:
-            return
-        # a stream reset since the last batch must not be saved back
-        self.stats.streams_reset += self._with_backoff(self._take_resets)
-        lag = [(f"=lag:{t}:{p}", n) for (t, p), n in self.source.lag(cp.offsets).items()]
-        self.stats.lag = sum(n for _, n in lag) if lag else None
-        items, view = cp.save_args(lag + self.guard.marks(cp.offsets))
-        if self.guard.changelog:  # the changelog has every state before Redis does
-            self.guard.write(items, cp.changed_partitions())
-            self.sink.flush()
-        written = self._with_backoff(lambda: self._save(items, view))
+        if cp.batches:
+            self._collect(block=True)  # one save at a time: the previous one commits first
+            # a stream reset since the last batch must not be saved back
+            self.stats.streams_reset += self._with_backoff(self._take_resets)
+            lag = [(f"=lag:{t}:{p}", n) for (t, p), n in self.source.lag(cp.offsets).items()]
+            self.stats.lag = sum(n for _, n in lag) if lag else None
+            snap = take_snapshot(cp, lag + self.guard.marks(cp.offsets), self._peaks,
+                                 self.guard.owned(), self.config.max_cached_streams * 3 // 4,
+                                 self._refused)  # fmt: skip
+            self._peaks, self._refused = {}, []
+            self._saving.start(self._write, snap)
+        if wait:
+            self._collect(block=True)
+
+    def _write(self, snap: Snapshot) -> list[bool]:
+        """On the save thread: the changelog has every state before Redis does. Redis
+        gets them in parts, each with the store to itself (a load of the loop waits for
+        one part, not the whole save; a loss a part finds is restored before the next)."""
+        if self.guard.changelog:
+            self.guard.write(snap.items, snap.partitions)
+        written: list[bool] = []
+        for items, view in split_save(snap.items, snap.view, SAVE_PART):
+            with self._saving.store_lock:
+                written += self._with_backoff(partial(self._save, items, view, snap.owned))
         ttl = int(self.config.peak_retention_hours * 3600)
-        self._with_backoff(lambda: self.store.save_peaks(self._peaks, ttl))
-        self._peaks = {}
-        refused = [stream for (stream, _), ok in zip(items, written, strict=True) if not ok]
+        self._with_backoff(lambda: self.store.save_peaks(snap.peaks, ttl))
+        return written
+
+    def _collect(self, block: bool) -> None:
+        """6. once a save is done, commit its offsets; its alerts then count as sent."""
+        snap = self._saving.collect(block)
+        if snap is None:
+            return
+        refused = [stream for (stream, _), ok in zip(snap.items, snap.written, strict=True)
+                   if not ok]  # fmt: skip
         self.stats.writes_refused += len(refused)
+        self._refused += refused  # another worker holds a newer state: ours is stale
         try:
-            self.source.commit(cp.offsets)
+            self.source.commit(snap.offsets)
         except Exception as exc:  # the group moved on: the new owner replays; fencing holds
             self.stats.commit_failures += 1
             log.warning("offset commit failed (%s); the partition's new owner replays", exc)
-        self.stats.alerts += len(cp.alerts)
+        self.stats.alerts += len(snap.alerts)
         self.stats.last_batch_done = time.monotonic()
-        alerts = cp.alerts
-        cp.close_interval()
-        # A refused write means another worker holds a newer state: ours is stale.
-        cp.drop(refused)
-        cp.evict(self.config.max_cached_streams * 3 // 4)  # a quarter free: few compactions
         if self.on_alert is not None:
-            for alert in alerts:
+            for alert in snap.alerts:
                 self.on_alert(alert)
 
     def _take_resets(self) -> int:
         return take_resets(self.resets, self.checkpoint, self.detector.layout)
 
-    def _save(self, items: list[tuple[str, bytes]], view: BatchView) -> list[bool]:
+    def _save(
+        self, items: Sequence[tuple[str, bytes]], view: BatchView | None, owned: set[int]
+    ) -> list[bool]:
         try:
             return self.store.save(items, view)
         except StateLost as lost:  # the save did happen; what Redis forgot did not
-            self._restore(self.guard.owned(), str(lost))
+            self._restore(owned, str(lost))
             return lost.written or []
 
     def _probe(self) -> None:
@@ -255,7 +279,8 @@ class Worker:
     def _restore(self, partitions: set[int], why: str) -> None:
         """Not ready until every state Redis forgot is back (`pipeline.worker.restore`)."""
         self.restoring = True
-        restored = self._with_backoff(lambda: self.guard.restore(partitions, why))
+        with self._saving.store_lock:
+            restored = self._with_backoff(lambda: self.guard.restore(partitions, why))
         self.stats.state_losses += 1
         self.stats.streams_restored += restored
         self.restoring = False
@@ -291,7 +316,8 @@ class Worker:
         if self.watcher is not None and (new_model := self.watcher.poll()) is not None:
             self.detector = RecurrentDetector(new_model, self.detector.params, self.config.device)
             self.stats.model_swaps += 1
-        self.stats.streams_reset += self._take_resets()  # reset streams start afresh
+        if self.resets is None or self.resets.due(RESETS_EVERY_S):  # reset streams start
+            self.stats.streams_reset += self._take_resets()  # afresh
         if self.stats.first_batch_at is None:
             self.stats.first_batch_at = time.monotonic()
         applied_before = (self.stats.applied, self.stats.replays_skipped, self.stats.routed)
@@ -320,14 +346,14 @@ class Worker:
         # 3. step the detector, one batched call per round; an event further ahead of
         #    this worker's clock than max_future_seconds is dead-lettered, never applied
         #    (applied, it would make every later event of its stream out of order)
-        self._horizon_ms = int((time.time() + s.max_future_seconds) * 1000)
-        alerts: list[Alert] = []
+        horizon_ms = int((time.time() + s.max_future_seconds) * 1000)
         dirty = np.zeros(len(cols.stream_ids), dtype=bool)
         view = ViewBuilder(cols, s.history_length, s.peak_bucket_seconds * 1000, s.alert_clear)
+        run = BatchRounds(decoded, records, cols, states, view, horizon_ms, s.max_future_seconds)
         for members in cols.rounds():
             self.stats.rounds += 1
-            applied = self._apply_round(members, decoded, records, cols, states, alerts, view)
-            dirty[applied] = True
+            dirty[apply_round(members, run, self.detector, self.stats)] = True
+        alerts = run.alerts
 
         # 4. publish alerts and dead letters, and wait until the broker has them
         alert_json = [alert.to_json() for alert in alerts]
@@ -359,62 +385,12 @@ class Worker:
 
     def _load(self, stream_ids: list[str]) -> tuple[np.ndarray, np.ndarray]:
         layout = self.detector.layout
-        try:
-            blobs = self.store.load(stream_ids)
-        except StateLost as lost:  # before anything is applied to what Redis forgot
-            self._restore(self.guard.owned(), str(lost))
-            blobs = self.store.load(stream_ids)
+        with self._saving.store_lock:  # not while a save is under way (`saving`)
+            try:
+                blobs = self.store.load(stream_ids)
+            except StateLost as lost:  # before anything is applied to what Redis forgot
+                self._restore(self.guard.owned(), str(lost))
+                blobs = self.store.load(stream_ids)
         states, known, unreadable = decode_loaded(layout, stream_ids, blobs)
         self.stats.states_reset += unreadable
         return states, known
-
-    def _apply_round(
-        self,
-        members: np.ndarray,
-        decoded: DecodedBatch,
-        batch: RecordBatch,
-        cols: BatchColumns,
-        states: np.ndarray,
-        alerts: list[Alert],
-        view: ViewBuilder,
-    ) -> np.ndarray:
-        """Apply one event per stream (`members`: indices into the batch's events);
-        returns the stream indices whose state changed."""
-        sidx, part, offs = cols.sidx[members], cols.part[members], cols.offs[members]
-        ts, ftag = cols.ts[members], cols.ftag[members]
-        st = states[sidx]
-        replay, refused = judge_round(
-            st, part, offs, ts, ftag, self._horizon_ms, self.config.max_future_seconds
-        )
-        self.stats.replays_skipped += int(replay.sum())
-        ok = ~replay
-        for flag, reason, why in refused:
-            ok &= ~flag
-            for j in members[flag].tolist():
-                decoded.rejected.append(reject(batch.record(decoded.rows[j]), reason, why))
-        good = np.flatnonzero(ok)
-        if len(good) == 0:
-            return np.zeros(0, dtype=np.int64)
-
-        events = members[good]
-        out = self.detector.step(cols.x[events], cols.mask[events], st[good], ts[good])
-        new = out.states
-        new["partition"], new["offset"], new["last_ts"] = part[good], offs[good], ts[good]
-        new["feature_tag"] = ftag[good]
-        states[sidx[good]] = new
-        self.stats.applied += len(good)
-        self.stats.rewarmed += int(out.rewarmed.sum())
-        view.add(events, out)
-
-        acting = np.flatnonzero(out.action != NONE)
-        if len(acting):
-            detector = f"{self.detector.name}/{self.detector.loaded.config.kind}"
-            picked = [decoded.rows[j] for j in events[acting].tolist()]
-            found = [
-                decoded.event(j, batch.partitions[r], batch.offsets[r], batch.topics[r])
-                for j, r in zip(events[acting].tolist(), picked, strict=True)
-            ]
-            before = st[good[acting]]
-            alerts += alerts_of_round(found, out, acting.tolist(), before, self.detector.version,
-                                      detector)  # fmt: skip
-        return sidx[good]

@@ -9,6 +9,7 @@ saves — otherwise the save would write the old state back over the marker.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,6 +23,12 @@ from pipeline.worker.checkpoint import Checkpoint
 log = logging.getLogger(__name__)
 
 
+RESETS_EVERY_S = 0.1
+"""How often a batch looks for new reset notices (a save always looks first). Once per
+batch was a Redis round trip per batch, and while a checkpoint's save occupies Redis
+each one waited for a part of it: the loop's own small batches paid for the save."""
+
+
 class ResetWatcher:
     """Reads new reset notices; starts after the newest one present when created."""
 
@@ -29,9 +36,15 @@ class ResetWatcher:
         self.client = client
         self.prefix = prefix
         self.after = newest_reset(client, prefix)
+        self.polled = 0.0  # monotonic time of the last poll
+
+    def due(self, seconds: float) -> bool:
+        """Whether the last poll is at least `seconds` old."""
+        return time.monotonic() - self.polled >= seconds
 
     def poll(self) -> list[str]:
         """Streams reset since the last poll (raises StoreUnavailable if Redis is down)."""
+        self.polled = time.monotonic()
         try:
             streams, self.after = read_resets(self.client, self.prefix, self.after)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -41,8 +54,9 @@ class ResetWatcher:
 
 def take_resets(watcher: ResetWatcher | None, checkpoint: Checkpoint, layout: StateLayout) -> int:
     """Replace the held states of streams reset since the last look (one XRANGE); the
-    worker calls it before each batch judges events against held states, and before each
-    save (which would otherwise write an old state back over the marker)."""
+    worker calls it before batches judge events against held states (every
+    `RESETS_EVERY_S`), and before each save (which would otherwise write an old state
+    back over the marker)."""
     return 0 if watcher is None else apply_resets(checkpoint, layout, watcher.poll())
 
 

@@ -55,10 +55,16 @@ class StateGuard:
         source: EventSource,
         sink: RecordSink,
         read: Reader | None = None,
+        changelog_sink: RecordSink | None = None,
     ) -> None:
-        """`read`: (topic, partitions) -> their records; by default the Kafka backends'."""
+        """`read`: (topic, partitions) -> their records; by default the Kafka backends'.
+        `changelog_sink`: a producer of its own for the changelog, which is written from
+        the checkpoint's thread (`pipeline.worker.saving`): flushing the alerts' producer
+        would otherwise wait for thousands of states (default: `sink`)."""
         self.topic, self.changelog = settings.events_topic, settings.changelog_topic
-        self.store, self.source, self.sink = store, source, sink
+        self.store, self.source = store, source
+        self.sink = changelog_sink or sink
+        self._own_sink = changelog_sink is not None
         self.read = read or (lambda topic, parts: read_partitions(settings, topic, parts))
         self.checked: set[int] = set()  # partitions whose marks were compared since assigned
         self._probed = 0.0
@@ -75,12 +81,19 @@ class StateGuard:
         return True
 
     def write(self, items: Sequence[tuple[str, bytes]], partitions: np.ndarray) -> None:
-        """Queue the changed states on the changelog (the caller flushes before saving)."""
+        """Write the changed states to the changelog and wait for the broker to have them
+        (before they are saved to Redis)."""
         if not self.changelog:
             return
         send, topic = self.sink.send, self.changelog
         for (stream, blob), partition in zip(items, partitions.tolist(), strict=True):
             send(topic, stream.encode(), blob, (), partition)
+        self.sink.flush()
+
+    def close(self) -> None:
+        """Close the changelog's own producer, if it has one."""
+        if self._own_sink:
+            self.sink.close()
 
     def marks(self, offsets: dict[tuple[str, int], int]) -> list[tuple[str, float | str]]:
         """Metrics-hash updates recording the offsets a checkpoint saves states up to

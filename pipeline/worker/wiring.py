@@ -95,11 +95,13 @@ def open_worker(
     """A worker on the configured Kafka backend, Redis and live model."""
     sink = make_sink(settings, client_id=f"{client_id}-out")
     source = make_source(settings, client_id=client_id)
+    changelog = make_sink(settings, f"{client_id}-changelog") if settings.changelog_topic else None
     try:
-        return build_worker(settings, source, sink, on_alert=on_alert)
+        return build_worker(settings, source, sink, on_alert=on_alert, changelog_sink=changelog)
     except BaseException:  # no Redis, or no model: the clients must not outlive the error
-        source.close()
-        sink.close()
+        for client in (source, sink, changelog):
+            if client is not None:
+                client.close()
         raise
 
 
@@ -108,9 +110,11 @@ def build_worker(
     source: EventSource,
     sink: RecordSink,
     on_alert: Callable[[Alert], None] | None = None,
+    changelog_sink: RecordSink | None = None,
 ) -> Worker:
     """A worker on the given Kafka source and sink (a real backend's, or the in-memory
-    double's in tests) with the configured Redis store and live model."""
+    double's in tests) with the configured Redis store and live model; the changelog
+    is written through `changelog_sink` if given, else through `sink`."""
     configure_torch(settings)
     store = open_store(settings)
     refuse_evicting(store.client)
@@ -121,6 +125,7 @@ def build_worker(
     return assemble_worker(
         settings, source, sink, store, detector, on_alert=on_alert, watcher=watcher,
         senders=open_senders(settings), resets=ResetWatcher(store.client, settings.redis_prefix),
+        changelog_sink=changelog_sink,
     )  # fmt: skip
 
 
@@ -134,10 +139,13 @@ def assemble_worker(
 ) -> Worker:
     """A worker from the given parts: its loop settings, decoder and state guard are built
     from `settings` here, so the loop never sees the whole Settings. `extras` are Worker's
-    optional parts (on_alert, watcher, senders, resets)."""
+    optional parts (on_alert, watcher, senders, resets), and the changelog's own producer
+    (changelog_sink)."""
+    changelog = extras.pop("changelog_sink", None)
+    guard = StateGuard(settings, store, source, sink, changelog_sink=changelog)
     return Worker(
         LoopConfig.of(settings), source, sink, store, detector,
-        decode=batch_decoder(settings), guard=StateGuard(settings, store, source, sink), **extras,
+        decode=batch_decoder(settings), guard=guard, **extras,
     )  # fmt: skip
 
 
