@@ -19,6 +19,7 @@ from msgspec import UNSET, UnsetType
 
 from pipeline.contracts.deadletter import Rejected
 from pipeline.contracts.events import VALUE_FEATURES, Event, decode_record
+from pipeline.contracts.ids import stream_id_problem
 from pipeline.contracts.timestamps import EPOCH_MS_FROM, TS_END_MS
 
 
@@ -82,6 +83,28 @@ class PlainEvent(msgspec.Struct, forbid_unknown_fields=True):
 _PLAIN = msgspec.json.Decoder(PlainEvent)
 
 
+def _first_key(key: bytes, valid: dict[bytes, str]) -> str | None:
+    """A record key not seen before: its stream id if valid (then remembered), else None
+    (`decode_record` says why). Checked here rather than by `decode_record`: with a
+    million streams, half the events of a run may be a stream's first."""
+    try:
+        stream = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if stream_id_problem(stream) is not None:
+        return None
+    valid[key] = stream
+    return stream
+
+
+def _first_id(stream: str, valid: set[str]) -> bool:
+    """A key-less record's stream id not seen before: whether it is valid (remembered)."""
+    if stream_id_problem(stream) is not None:
+        return False
+    valid.add(stream)
+    return True
+
+
 def decode_columns(
     batch: ColumnSource,
     *,
@@ -92,7 +115,7 @@ def decode_columns(
     """Validate a polled batch into columns; the same verdicts as `decode_record`.
 
     The common shape - ``{"stream", "ts", "value"}`` (or without ``stream``, keyed),
-    an integer epoch ts, a number, a stream id seen valid before - is parsed and typed
+    an integer epoch ts, a number, a valid stream id - is parsed and typed
     by msgspec (`PlainEvent`) and its bounds checked inline, no dict per record; anything
     else goes through `decode_record`, which decides every case and says why. Events
     without meta share one empty dict: read-only.
@@ -114,14 +137,16 @@ def decode_columns(
                 plain = None
             if plain is not None:
                 named = plain.stream
-                stream = named if isinstance(named, str) else valid_keys.get(key) if key else None
+                if key:
+                    stream = valid_keys.get(key) or _first_key(key, valid_keys)
+                    if named is not UNSET and named != stream:
+                        stream = None
+                elif isinstance(named, str) and (named in valid_ids or _first_id(named, valid_ids)):
+                    stream = named
+                else:
+                    stream = None
                 ts, v = plain.ts, plain.value
-                if (
-                    stream is not None
-                    and -limit <= v <= limit
-                    and EPOCH_MS_FROM <= ts < TS_END_MS
-                    and ((valid_keys.get(key) == stream) if key else (stream in valid_ids))
-                ):
+                if stream is not None and -limit <= v <= limit and EPOCH_MS_FROM <= ts < TS_END_MS:
                     rows.append(i)
                     streams.append(stream)
                     stamps.append(ts)

@@ -98,7 +98,8 @@ class Checkpoint:
         start, end = len(self.rows), len(self.rows) + len(streams)
         if end > len(self.states):  # grow by doubling: appends stay cheap on average
             size = max(end, 2 * len(self.states), 1024)
-            self.states = _grown(self.states, self.layout.fresh(size))
+            # rows past len(self) are written before they are read: zeros, not fresh states
+            self.states = _grown(self.states, np.zeros(size, dtype=self.layout.dtype))
             self.dirty = _grown(self.dirty, np.zeros(size, dtype=bool))
             self.scores = _grown(self.scores, np.zeros(size))
             self.partition = _grown(self.partition, np.zeros(size, dtype=np.int64))

@@ -217,7 +217,7 @@ class Worker:
             lag = [(f"=lag:{t}:{p}", n) for (t, p), n in self.source.lag(cp.offsets).items()]
             self.stats.lag = sum(n for _, n in lag) if lag else None
             snap = take_snapshot(cp, lag + self.guard.marks(cp.offsets), self._peaks,
-                                 self.guard.owned(), self.config.max_cached_streams * 3 // 4,
+                                 self.guard.owned(), self.config.max_cached_streams,
                                  self._refused)  # fmt: skip
             self._peaks, self._refused = {}, []
             self._saving.start(self._write, snap)

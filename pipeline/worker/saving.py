@@ -59,18 +59,22 @@ def take_snapshot(
     metrics: list[Metric],
     peaks: dict[tuple[int, str], float],
     owned: set[int],
-    keep: int,
+    limit: int,
     refused: list[str],
 ) -> Snapshot:
     """Close the checkpoint's interval into a snapshot. Then, with no interval open (the
-    only time rows may move), let go of the `refused` streams and of the least recently
-    used states beyond `keep`, but not of one that is being written."""
+    only time rows may move), let go of the `refused` streams and, once `limit` states
+    are held, of the least recently used quarter, but not of one being written (each
+    compaction copies every held state: it must not happen at every checkpoint)."""
     items, view = cp.save_args(metrics)
     busy = cp.dirty[: len(cp)].copy()
     snap = Snapshot(items, view, cp.changed_partitions(), dict(cp.offsets), cp.alerts, peaks,
                     owned)  # fmt: skip
     cp.close_interval()
-    cp.evict(keep, busy=busy, refused=refused)
+    if len(cp) >= limit:  # a quarter free: the next compaction is many intervals away
+        cp.evict(limit * 3 // 4, busy=busy, refused=refused)
+    elif refused:
+        cp.evict(len(cp), busy=busy, refused=refused)
     return snap
 
 
