@@ -8,8 +8,9 @@ of rarity and the policy is one small, separately tested rule, the same for ever
   than the episode's peak so far (`escalate_by` more: on the detectors' log scale, about
   ten times rarer), so an incident pages once, and again only if it gets worse;
 - the episode RESOLVEs once `quiet_seconds` have passed without a score at or above
-  `clear`; the first event after that quiet time carries the RESOLVE (there are no timers:
-  a stream that stops sending stays in its episode until its next event).
+  `clear`; the first quiet event after that time carries the RESOLVE (there are no timers:
+  a stream that stops sending stays in its episode until its next event, and a loud event
+  after a long gap continues the episode instead of ending it and opening another).
 
 Its memory is four fields of the stream's state record (EPISODE_FIELDS), so any detector
 whose record carries them can be wrapped.
@@ -56,7 +57,9 @@ def decide(
     ts = np.asarray(ts_ms, dtype=np.int64)
     was_in = (states["flags"] & FLAG_IN_EPISODE) != 0
     quiet_ms = np.int64(round(policy.quiet_seconds * 1000))
-    ended = was_in & (ts - states["episode_loud"] >= quiet_ms)
+    # An event that is itself loud carries the episode on, however long it came after the
+    # last loud one: on an hourly stream every event comes quiet_seconds after the last.
+    ended = was_in & (ts - states["episode_loud"] >= quiet_ms) & (scores < policy.clear)
     in_ep = was_in & ~ended
     peak = states["episode_peak"].astype(np.float32)
     strong = scores >= policy.threshold

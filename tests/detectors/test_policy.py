@@ -58,6 +58,15 @@ def test_quiet_is_time_not_events() -> None:
     assert run([0.9] + [0.35] * 30 + [0.6]) == [OPEN] + [NONE] * 31
 
 
+def test_a_loud_event_after_a_long_gap_continues_the_episode() -> None:
+    """On an hourly stream every event comes quiet_seconds after the previous one: a loud
+    event must carry its episode on, not end it and open another (one alert per hour of
+    a lasting incident); the first quiet event after the quiet time resolves it."""
+    hourly = AlertPolicy(quiet_seconds=3600.0)
+    assert run([0.9, 0.8, 0.7, 0.9, 0.1], hourly, every_s=3600) == [OPEN] + [NONE] * 3 + [RESOLVE]
+    assert run([0.9, 0.6, 1.0], hourly, every_s=3600) == [OPEN, NONE, ESCALATE]
+
+
 def test_streams_are_independent_and_the_input_is_not_changed() -> None:
     states = np.zeros(3, dtype=EPISODE_DTYPE)
     states["flags"][2] = 1  # already in an episode with peak 0.85
