@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+
 from pipeline.contracts.episodes import (
     ACTIONS,
     STATES,
@@ -157,8 +159,10 @@ class Alert:
             body["episode"] = self.episode.to_body()
         if self.reason is not None:
             body["reason"] = self.reason.to_body()
-        # allow_nan=False: a non-finite number left in meta is a bug, not a silent NaN.
-        return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
+        try:  # orjson: several times faster than json, and alerts are built per round
+            return orjson.dumps(body)
+        except TypeError:  # an integer beyond 64 bits in meta: the json module writes any
+            return json.dumps(body, separators=(",", ":"), allow_nan=False).encode("ascii")
 
     @classmethod
     def from_json(cls, data: bytes | str) -> Alert:

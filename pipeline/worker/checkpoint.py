@@ -145,7 +145,7 @@ class Checkpoint:
         index = np.flatnonzero(kept)
         streams = list(self.rows)
         self.rows = {streams[i]: row for row, i in enumerate(index.tolist())}
-        self.states = self.states[index]
+        self.states = gather(self.states, index)
         self.dirty = self.dirty[index]
         self.scores = self.scores[index]
         self.partition = self.partition[index]
@@ -163,7 +163,7 @@ class Checkpoint:
         """Take in a processed batch: `rows` [n] and `states` [n] are its streams,
         `changed` [n] those it applied events to; `view` holds, per changed stream, its
         new history points and latest score; `offsets` are the batch's next offsets."""
-        self.states[rows] = states
+        scatter(self.states, rows, states)
         self.tick += 1
         self.used[rows] = self.tick
         touched = rows[changed]
@@ -194,8 +194,9 @@ class Checkpoint:
     ) -> tuple[list[tuple[str, bytes]], BatchView]:
         """The (stream, blob) items and the view to save: every stream that changed."""
         streams = list(self.rows)
-        changed = np.flatnonzero(self.dirty[: len(streams)]).tolist()
-        blobs = self.layout.encode(self.states[changed])
+        rows = np.flatnonzero(self.dirty[: len(streams)])
+        blobs = self.layout.encode(gather(self.states, rows))
+        changed = rows.tolist()
         items = list(zip([streams[i] for i in changed], blobs, strict=True))
         metrics: list[Metric] = [*self.increments.items(), *self.values.items(), *extra_metrics]
         view = BatchView(
@@ -206,6 +207,22 @@ class Checkpoint:
             metrics=metrics,
         )
         return items, view
+
+
+def _whole(records: np.ndarray) -> np.ndarray:
+    return records.view(np.dtype((np.void, records.dtype.itemsize)))
+
+
+def gather(records: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """`records[index]` of a contiguous structured array, copied as whole records: numpy
+    copies a structured dtype field by field, about ten times slower at 760-byte states,
+    and a batch gathers and scatters every stream's state once per round."""
+    return _whole(records)[index].view(records.dtype)
+
+
+def scatter(records: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
+    """`records[index] = values`, whole records at a time (see `gather`)."""
+    _whole(records)[index] = _whole(np.ascontiguousarray(values, dtype=records.dtype))
 
 
 def _grown(old: np.ndarray, new: np.ndarray) -> np.ndarray:

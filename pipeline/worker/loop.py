@@ -57,7 +57,7 @@ from pipeline.worker.batch import (
     split_unkeyed,
 )
 from pipeline.worker.budget import BatchBudget
-from pipeline.worker.checkpoint import Checkpoint
+from pipeline.worker.checkpoint import Checkpoint, gather
 from pipeline.worker.config import LoopConfig
 from pipeline.worker.model_watch import ModelWatcher
 from pipeline.worker.progress import ProgressLog
@@ -341,7 +341,7 @@ class Worker:
             self.stats.streams_created += int((~known).sum())
             cp.insert(missing, loaded, cols.stream_partitions(missing))
         rows = cp.rows_of(cols.stream_ids)
-        states = cp.states[rows]
+        states = gather(cp.states, rows)
 
         # 3. step the detector, one batched call per round; an event further ahead of
         #    this worker's clock than max_future_seconds is dead-lettered, never applied

@@ -18,6 +18,7 @@ from pipeline.contracts.deadletter import reject
 from pipeline.kafka.base import RecordBatch
 from pipeline.worker.alerting import alerts_of_round
 from pipeline.worker.batch import BatchColumns, ViewBuilder
+from pipeline.worker.checkpoint import gather, scatter
 from pipeline.worker.ordering import judge_round
 from pipeline.worker.stats import WorkerStats
 
@@ -45,7 +46,7 @@ def apply_round(
     cols, decoded, batch = run.cols, run.decoded, run.batch
     sidx, part, offs = cols.sidx[members], cols.part[members], cols.offs[members]
     ts, ftag = cols.ts[members], cols.ftag[members]
-    st = run.states[sidx]
+    st = gather(run.states, sidx)
     replay, refused = judge_round(st, part, offs, ts, ftag, run.horizon_ms, run.max_future_seconds)
     stats.replays_skipped += int(replay.sum())
     ok = ~replay
@@ -58,11 +59,12 @@ def apply_round(
         return np.zeros(0, dtype=np.int64)
 
     events = members[good]
-    out = detector.step(cols.x[events], cols.mask[events], st[good], ts[good])
+    before = st if len(good) == len(members) else gather(st, good)
+    out = detector.step(cols.x[events], cols.mask[events], before, ts[good])
     new = out.states
     new["partition"], new["offset"], new["last_ts"] = part[good], offs[good], ts[good]
     new["feature_tag"] = ftag[good]
-    run.states[sidx[good]] = new
+    scatter(run.states, sidx[good], new)
     stats.applied += len(good)
     stats.rewarmed += int(out.rewarmed.sum())
     run.view.add(events, out)
@@ -74,6 +76,7 @@ def apply_round(
         for j in events[acting].tolist():
             r = decoded.rows[j]
             found.append(decoded.event(j, batch.partitions[r], batch.offsets[r], batch.topics[r]))
-        before = st[good[acting]]
-        run.alerts += alerts_of_round(found, out, acting.tolist(), before, detector.version, name)
+        run.alerts += alerts_of_round(
+            found, out, acting.tolist(), before[acting], detector.version, name
+        )
     return sidx[good]

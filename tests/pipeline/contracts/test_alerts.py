@@ -117,6 +117,12 @@ def test_json_is_compact_with_the_named_keys() -> None:
     assert body["meta"]["tags"] == ["a", "é"]
 
 
+def test_meta_with_an_integer_beyond_64_bits_is_written_whole() -> None:
+    alert = make_alert(meta={"big": 2**70, "name": "é"})
+    assert json.loads(alert.to_json())["meta"] == {"big": 2**70, "name": "é"}
+    assert Alert.from_json(alert.to_json()) == alert
+
+
 def test_single_value_stream_also_gets_plain_value() -> None:
     alert = make_alert(values={"value": 12.5}, expected={"value": 3.0}, top_feature="value")
     body = json.loads(alert.to_json())
