@@ -13,9 +13,11 @@ For every stream in the batch, at once:
    the distance of x_t from the profile's usual value at this time of day, is scored the
    same way, but only when larger than 80% of the recent largest such distance (a daily
    spike the profile cannot hold is not news every day); a third is x_t beyond the
-   stream's running range (`detectors.scoring.range_score`); the largest score wins;
+   stream's running range (`detectors.scoring.range_score`); with a model horizon, x_t
+   against the direct prediction made H events ago is judged like the newest error
+   (`detectors.horizon`, source "horizon"); the largest score wins;
 4. hand the evidence to the episode policy (`detectors.base.Alerting`, in `step`);
-5. advance the recurrent state one step and predict t+1;
+5. advance the recurrent state one step and predict t+1 (and t+H);
 6. update the normalisation statistics, the error summaries, the time-of-day profile, the
    running range and the ring buffer.
 
@@ -31,10 +33,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from detectors import calibration, season
+from detectors import calibration, horizon, season
 from detectors.base import Events, Evidence, StepOutput, apply_policy
 from detectors.calibration import SurpriseParams
-from detectors.forecaster import LoadedModel, pick_device
+from detectors.forecaster import Heads, LoadedModel, pick_device
+from detectors.normalisation import spread, surprise, update_stats
 from detectors.policy import AlertPolicy
 from detectors.scoring import (
     NoveltyParams,
@@ -77,56 +80,7 @@ class DetectorParams:
     warmup: int = 48  # a stream's first events only teach: no score, so no alert
 
 
-SOURCES = ("error", "surprise", "level", "range")
-
-
-def _std(var: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Spread used to normalise; floored so a flat line does not divide by zero."""
-    return np.sqrt(np.maximum(var, 0.0)) + 1e-6 + 1e-4 * np.abs(mean)
-
-
-def normalise(
-    x: np.ndarray,
-    mask: np.ndarray,
-    mean: np.ndarray,
-    var: np.ndarray,
-    count: np.ndarray,
-    clip: float,
-) -> np.ndarray:
-    """x in the stream's units -> z, using statistics from before x (first event -> 0).
-
-    Clipped to +-clip: the model's input must stay in the range it was trained on.
-    """
-    return np.clip(surprise(x, mask, mean, var, count), -clip, clip).astype(np.float32)
-
-
-def surprise(
-    x: np.ndarray, mask: np.ndarray, mean: np.ndarray, var: np.ndarray, count: np.ndarray
-) -> np.ndarray:
-    """z before clipping (bounded only against overflow): the error is measured on this, so
-    a 200-sigma jump counts as more evidence than a 10-sigma one."""
-    z = (x - mean) / _std(var, mean)
-    z = np.where((count == 0)[:, None], 0.0, z)
-    return (np.clip(z, -1e3, 1e3) * mask).astype(np.float32)
-
-
-def update_stats(
-    x: np.ndarray,
-    mask: np.ndarray,
-    mean: np.ndarray,
-    var: np.ndarray,
-    count: np.ndarray,
-    min_alpha: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exponentially weighted mean/variance: exact averages at first, then slowly adapting."""
-    alpha = np.maximum(1.0 / (count.astype(np.float64) + 1.0), min_alpha)[:, None]
-    delta = x - mean
-    new_mean = np.where(mask, mean + alpha * delta, mean)
-    new_var = np.where(mask, (1.0 - alpha) * (var + alpha * delta * delta), var)
-    first = (count == 0)[:, None]
-    new_mean = np.where(first & mask, x, new_mean)
-    new_var = np.where(first & mask, 0.0, new_var)
-    return new_mean.astype(np.float32), new_var.astype(np.float32)
+SOURCES = ("error", "surprise", "level", "range", "horizon")
 
 
 class RecurrentDetector:
@@ -146,8 +100,14 @@ class RecurrentDetector:
         self.model = loaded.model.to(self.device).eval()
         cfg = loaded.config
         self.layout = StateLayout(
-            cfg.state_size, cfg.max_features, self.params.ring_len, self.params.season_bins
+            cfg.state_size,
+            cfg.max_features,
+            self.params.ring_len,
+            self.params.season_bins,
+            cfg.horizon,
         )
+        # the per-stream summaries of errors a new model version makes differently
+        self._summaries = ("surprise", "horizon_surprise") if cfg.horizon > 0 else ("surprise",)
 
     @property
     def version(self) -> str:
@@ -159,11 +119,12 @@ class RecurrentDetector:
 
     def _run(
         self, z: np.ndarray, mask: np.ndarray, hidden: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[Heads[np.ndarray], np.ndarray]:
+        """One model step -> (every head [B, F] as numpy arrays, new hidden state)."""
         inputs = torch.from_numpy(np.concatenate([z, mask.astype(np.float32)], axis=1))
-        state = torch.from_numpy(np.ascontiguousarray(hidden, dtype=np.float32))
-        pred, new_state = self.model.step(inputs.to(self.device), state.to(self.device))
-        return pred.cpu().numpy(), new_state.cpu().numpy()
+        state = torch.from_numpy(np.array(hidden, dtype=np.float32, order="C"))  # own strides
+        heads, new_state = self.model.step(inputs.to(self.device), state.to(self.device))
+        return Heads(*(h.cpu().numpy() for h in heads)), new_state.cpu().numpy()
 
     def rewarm(self, states: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Rebuild hidden state and prediction from each stream's ring buffer."""
@@ -177,10 +138,12 @@ class RecurrentDetector:
             live = valid_from <= i
             if not live.any():
                 continue
-            p, h = self._run(ring[live, i], mask[live], hidden[live])
-            hidden[live], pred[live] = h, p
+            heads, h = self._run(ring[live, i], mask[live], hidden[live])
+            hidden[live], pred[live] = h, heads.loc
         states["hidden"], states["pred"] = hidden, pred
         states["model_tag"] = self.loaded.tag
+        if self.loaded.config.horizon > 0:
+            horizon.invalidate(states)
         return states
 
     def _level(
@@ -291,6 +254,21 @@ class RecurrentDetector:
         gap = (np.asarray(ts_ms, np.int64) - states["last_ts"]).astype(np.float64) / 1000.0
         return np.where(count > 0, np.maximum(gap, 0.0), 0.0)
 
+    def _judge(
+        self,
+        error: np.ndarray,
+        valid: np.ndarray,
+        field: str,
+        states: np.ndarray,
+        gap_s: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """An error [B] against the stream's summary of its own errors (`states[field]`) ->
+        (score, new summary); nothing is scored or learnt where not `valid`."""
+        p, summary = self.params, states[field]
+        score = calibration.surprise_score(error, summary, p.surprise)
+        learnt = calibration.learn(error, gap_s, summary, p.surprise, states["count"] >= p.warmup)
+        return np.where(valid, score, 0.0), np.where(valid[:, None], learnt, summary)
+
     def _score(
         self,
         x: np.ndarray,
@@ -305,7 +283,8 @@ class RecurrentDetector:
         states = states.copy()
         if stale.any():
             states[stale] = self.rewarm(states[stale], mask[stale])
-            states["surprise"][stale] = calibration.restart(states["surprise"][stale], p.surprise)
+            for name in self._summaries:
+                states[name][stale] = calibration.restart(states[name][stale], p.surprise)
         states["model_tag"] = self.loaded.tag
 
         mean, var = states["norm_mean"], states["norm_var"]
@@ -314,7 +293,7 @@ class RecurrentDetector:
         now = None if ts_ms is None or p.season_bins == 0 else np.asarray(ts_ms, np.int64)
         shift, lo_hi_w = self._profile_shift(now, states, mask, count, z)
         pred = states["pred"] + p.season_weight * shift
-        expected = (mean + _std(var, mean) * pred) * mask
+        expected = (mean + spread(var, mean) * pred) * mask
         err = np.abs(z_full - pred) * mask
         n_present = np.maximum(mask.sum(axis=1), 1)
         raw_error = np.where(count == 0, 0.0, err.sum(axis=1) / n_present)
@@ -326,18 +305,28 @@ class RecurrentDetector:
         error_score, short, e_mean, e_var = score_errors(
             error, count, states["err_short"], states["err_mean"], states["err_var"], p.scoring
         )
-        summary, gap_s = states["surprise"], self._gap_seconds(ts_ms, states, count)
-        surprise_score = calibration.surprise_score(raw_error, summary, p.surprise)
-        learnt = calibration.learn(raw_error, gap_s, summary, p.surprise, count >= p.warmup)
-        new_summary = np.where((count > 0)[:, None], learnt, summary)
+        gap_s = self._gap_seconds(ts_ms, states, count)
+        surprise_score, states["surprise"] = self._judge(
+            raw_error, count > 0, "surprise", states, gap_s
+        )
+        horizon_score = np.zeros(len(x), np.float32)
+        if self.loaded.config.horizon > 0:
+            ahead_error, valid = horizon.surprise(z_full, mask, states)
+            horizon_score, states["horizon_surprise"] = self._judge(
+                horizon.as_error(ahead_error), valid, "horizon_surprise", states, gap_s
+            )
         level_score, level_count, level_err = self._level(z_full, mask, states, lo_hi_w)
         low, high = states["range_low"], states["range_high"]
         novelty = range_score(x, mask, low, high, count, p.novelty)
-        by_source = np.stack([error_score, surprise_score, level_score, novelty], 1)
+        by_source = np.stack([error_score, surprise_score, level_score, novelty, horizon_score], 1)
         by_source = np.where((count + 1 > p.warmup)[:, None], by_source, 0.0).astype(np.float32)
         score = by_source.max(axis=1)
 
-        next_pred, hidden = self._run(z, mask, states["hidden"])
+        heads, hidden = self._run(z, mask, states["hidden"])
+        if self.loaded.config.horizon > 0:
+            # a prediction made from an anomalous input is no evidence about later values
+            calm = mask & (score < p.policy.clear)[:, None]
+            horizon.push(states, heads.ahead_loc, heads.ahead_log_scale, calm)
         new_mean, new_var = update_stats(x, mask, mean, var, count, p.norm_min_alpha)
         states["range_low"], states["range_high"] = update_range(x, mask, low, high, count)
         if now is not None and lo_hi_w is not None:
@@ -351,11 +340,10 @@ class RecurrentDetector:
             )
         if ts_ms is not None:
             states["last_ts"] = np.asarray(ts_ms, np.int64)
-        states["pred"] = np.where(mask, next_pred, 0.0)
+        states["pred"] = np.where(mask, heads.loc, 0.0)
         states["hidden"] = hidden
         states["norm_mean"], states["norm_var"] = new_mean, new_var
         states["err_short"], states["err_mean"], states["err_var"] = short, e_mean, e_var
-        states["surprise"] = new_summary
         states["level_count"], states["level_err"] = level_count, level_err
         states["ring"][:, :-1] = states["ring"][:, 1:]
         states["ring"][:, -1] = z

@@ -14,6 +14,8 @@ Layout 5 replaces the alert flag and cooldown counter by the episode policy's fi
 (`detectors.policy.EPISODE_FIELDS`: in-episode flag, peak, start and last loud time).
 Layout 6 replaces the extra scoring average's statistics by the summary of the stream's own
 prediction errors (`surprise`, `detectors.calibration`): 8 bytes larger.
+Layout 7 adds, for a model with a horizon, the ring of its last H direct predictions and
+the summary of their surprise (`detectors.horizon`): 236 bytes at H = 18 and 4 slots.
 
 The record is a numpy structured dtype, so a whole batch of B records converts to and
 from one contiguous buffer without a per-field Python loop.
@@ -30,11 +32,11 @@ from functools import cached_property
 
 import numpy as np
 
-from detectors import calibration
+from detectors import calibration, horizon
 from detectors.policy import EPISODE_FIELDS, FLAG_IN_EPISODE
 
 MAGIC = b"VG"
-LAYOUT_VERSION = 6
+LAYOUT_VERSION = 7
 HEADER_BYTES = 16
 FLAG_IN_ALERT = FLAG_IN_EPISODE
 
@@ -51,6 +53,7 @@ class StateLayout:
     max_features: int
     ring_len: int = 12
     season_bins: int = 24
+    horizon: int = 0  # the model's horizon: the ring of its pending direct predictions
 
     @cached_property
     def dtype(self) -> np.dtype:
@@ -83,6 +86,7 @@ class StateLayout:
                 ("season", "<f2", (s, f)),
                 ("ring", "<f2", (k, f)),
                 ("hidden", "<f4", (self.state_size,)),
+                *horizon.fields(self.horizon, f, calibration.FIELDS),
             ]
         )
 

@@ -26,7 +26,13 @@ import redis
 import torch
 
 from detectors.forecaster import ForecasterConfig, pick_device
-from detectors.training.train import TrainConfig, TrainReport, evaluate_loss, train_forecaster
+from detectors.training.train import (
+    TrainConfig,
+    TrainReport,
+    evaluate_loss,
+    target_steps,
+    train_forecaster,
+)
 from pipeline.models.lock import LockLost, Renewer, TrainerLock
 from pipeline.models.registry import ModelRegistry, ModelVersion
 from pipeline.models.training_data import (
@@ -86,7 +92,13 @@ def train_version(
     else:
         config = champion.config
     tc = replace(options.train, device=settings.device)
-    data = build_training_set(history, config.max_features, tc.seq_len, options.held_out_fraction)
+    data = build_training_set(
+        history,
+        config.max_features,
+        tc.seq_len,
+        options.held_out_fraction,
+        tail=target_steps(config),
+    )
     if len(data.z_train) < 2:
         raise TrainingDataError("too little history: need at least two training windows")
     init = None if options.scratch else champion.model
@@ -226,10 +238,10 @@ def bench_training(
     }
     del values, mask
     history = History(streams, "bench", records=n_streams * length)
-    start = time.perf_counter()
-    data = build_training_set(history, 4, seq_len)
-    prepared = time.perf_counter() - start
     config = ForecasterConfig("gru", hidden_size, 4)
+    start = time.perf_counter()
+    data = build_training_set(history, 4, seq_len, tail=target_steps(config))
+    prepared = time.perf_counter() - start
     tc = TrainConfig(epochs=epochs, seq_len=seq_len, patience=epochs + 1, seed=seed)
     _, report = train_forecaster(config, data.z_train, data.mask_train, tc)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -208,7 +208,8 @@ def read_csv(paths: Sequence[str], max_features: int) -> History:
 
 @dataclass
 class TrainingSet:
-    """Normalised windows [W, seq_len + 1, F] for training and for the held-out check."""
+    """Normalised windows [W, seq_len + tail, F] for training and for the held-out check
+    (tail: the steps beyond the inputs the targets need, `target_steps`)."""
 
     z_train: np.ndarray
     mask_train: np.ndarray
@@ -249,13 +250,14 @@ def build_training_set(
     seq_len: int,
     held_out_fraction: float = 0.2,
     params: DetectorParams | None = None,
+    tail: int = 1,
 ) -> TrainingSet:
     """Cut each stream into windows aligned to its newest event; its last ones are held out."""
     p = params or DetectorParams()
-    usable = [s for s in history.streams.values() if len(s.ts_ms) >= seq_len + 1]
+    usable = [s for s in history.streams.values() if len(s.ts_ms) >= seq_len + tail]
     if not usable:
         raise TrainingDataError(
-            f"no stream has {seq_len + 1} events ({history.events} events in "
+            f"no stream has {seq_len + tail} events ({history.events} events in "
             f"{len(history.streams)} streams from {history.source}); collect more history"
         )
     train_z: list[np.ndarray] = []
@@ -263,17 +265,17 @@ def build_training_set(
     held_z: list[np.ndarray] = []
     held_m: list[np.ndarray] = []
     for z, m in _normalised(usable, max_features, p):
-        n_windows = (len(z) - 1) // seq_len
-        starts = [len(z) - 1 - (k + 1) * seq_len for k in range(n_windows)][::-1]
+        n_windows = (len(z) - tail) // seq_len
+        starts = [len(z) - tail - (k + 1) * seq_len for k in range(n_windows)][::-1]
         n_held = max(1, round(n_windows * held_out_fraction)) if n_windows >= 2 else 0
         for k, s in enumerate(starts):
             held = k >= n_windows - n_held
-            (held_z if held else train_z).append(z[s : s + seq_len + 1])
-            (held_m if held else train_m).append(m[s : s + seq_len + 1])
+            (held_z if held else train_z).append(z[s : s + seq_len + tail])
+            (held_m if held else train_m).append(m[s : s + seq_len + tail])
     if not train_z or not held_z:
         raise TrainingDataError(
             f"too little history to hold out recent data: streams need at least "
-            f"{2 * seq_len + 1} events"
+            f"{2 * seq_len + tail} events"
         )
     return TrainingSet(
         z_train=np.stack(train_z),

@@ -61,10 +61,7 @@ class ModelWatcher:
             self.refused.add(wanted)
             log.error("%s; keeping model %s", exc, self.version)
             return None
-        if (loaded.config.state_size, loaded.config.max_features) != (
-            self.current.config.state_size,
-            self.current.config.max_features,
-        ):
+        if loaded.config.record_shape != self.current.config.record_shape:
             self.refused.add(wanted)
             log.error(
                 "model version %s has another per-stream state shape; keeping model %s",

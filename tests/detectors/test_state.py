@@ -49,10 +49,14 @@ def test_header_is_the_fixed_16_bytes_and_record_stays_small() -> None:
     # An LSTM record (hidden + cell state) stays under 1 KiB too.
     assert StateLayout(state_size=128, max_features=4).record_bytes < 1024
     # Layout 5 carries the episode policy's fields; older records are refused by size.
-    assert layout.fresh(1)["layout"][0] == LAYOUT_VERSION == 6
+    assert layout.fresh(1)["layout"][0] == LAYOUT_VERSION == 7
     assert layout.dtype["range_low"].shape == layout.dtype["range_high"].shape == (4,)
     assert layout.record_bytes <= 1024  # a univariate GRU stream's Redis budget
     assert layout.dtype["season"].shape == (24, 4)
+    # The shipped GRU's horizon (18 events) adds its prediction ring and its summary.
+    with_horizon = StateLayout(state_size=64, max_features=4, horizon=18)
+    assert with_horizon.dtype["ahead"].shape == with_horizon.dtype["ahead_scale"].shape == (18, 4)
+    assert with_horizon.record_bytes == layout.record_bytes + 236 <= 1024
 
 
 def test_wrong_size_or_magic_is_refused() -> None:
