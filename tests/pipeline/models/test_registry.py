@@ -50,7 +50,7 @@ def test_round_trip_keeps_weights_and_metadata(
     assert version.id.endswith(version.sha256[:8])
     meta = json.loads((registry.root / version.id / "meta.json").read_text())
     assert meta["window"] == {"events": 123}
-    assert meta["config"] == {"kind": "gru", "hidden_size": 64, "max_features": 4}
+    assert meta["config"] == {"kind": "gru", "hidden_size": 64, "max_features": 4, "horizon": 18}
     assert meta["parent"] == "p" and meta["device"] == "cpu"
     loaded = registry.load(version.id)
     assert loaded.version == version.id and loaded.sha256 == version.sha256
