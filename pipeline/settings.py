@@ -243,7 +243,7 @@ class Settings(BaseSettings):
     )
     train_max_records: int = Field(default=1_000_000, ge=100, description="history read budget")
     train_max_seconds: float = Field(default=300.0, gt=0, description="history read time budget")
-    train_epochs: int = Field(default=12, ge=1, le=1000)
+    train_epochs: int = Field(default=30, ge=1, le=1000)
     trainer_poll_seconds: float = Field(default=2.0, gt=0, description="on-demand request check")
     trainer_lock_seconds: float = Field(default=60.0, ge=1, description="lock TTL, renewed")
     model_poll_seconds: float = Field(default=2.0, ge=0, description="workers' live-model check")

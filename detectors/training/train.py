@@ -55,7 +55,7 @@ class TrainConfig:
     batch_size: int = 64
     # At most this many optimiser steps per run (fewer epochs on a long history): a run's
     # cost stays bounded while a short history still gets enough steps to learn dynamics.
-    max_steps: int = 240
+    max_steps: int = 480
     seq_len: int = 64
     burn_in: int = 8  # steps at a window's start whose loss is ignored (hidden still cold)
     lr: float = 3e-3
