@@ -66,11 +66,12 @@ class Settings(BaseSettings):
     # batch); under light load a poll returns what has arrived, so batches stay small.
     max_poll_records: int = Field(default=50_000, ge=1, le=100_000)
     batch_budget_ms: int = Field(
-        default=25,
+        default=0,
         ge=0,
         le=60_000,
         description="take at most this long's worth of records per poll, by the worker's "
-        "recent cost per record (pipeline.worker.budget); 0 = only max_poll_records",
+        "recent cost per record (pipeline.worker.budget); 0 (default) = only "
+        "max_poll_records",
     )
     # Changed states are saved to Redis (then offsets committed) at most this long after
     # they changed; 0 = after every batch.

@@ -8,10 +8,10 @@ its recent batches, smoothed) and takes at most `batch_budget_ms` worth per poll
 batches under heavy load, where the per-batch overhead matters, but never one that
 outlasts the budget. 0 turns the budget off (only `max_poll_records` bounds a batch).
 
-On by default (25 ms): smaller batches pay the per-batch overhead more often, but with
-the checkpoint's save off the loop's thread (`pipeline.worker.saving`) `vigil bench`
-showed no throughput lost and a lower tail latency; set VIGIL_BATCH_BUDGET_MS=0 to
-compare on the hardware at hand.
+Off by default: smaller batches pay the per-batch overhead more often. Well below the
+worker's capacity a budget trims the tail a little; near it, the worker can no longer
+catch up with a backlog in large batches and the tail grows (`vigil bench` with
+VIGIL_BATCH_BUDGET_MS set shows which on the hardware at hand).
 """
 
 from __future__ import annotations
